@@ -1,0 +1,28 @@
+//! # medaudit
+//!
+//! An engine that audits the settlement data of China's public medical insurance for
+//! fraud, error and abuse, for an insurer that runs the resident critical-illness insurance
+//! (城乡居民大病保险) and the employee large-expense subsidy (职工大额医疗费用补助).
+//!
+//! The pipeline, one module per stage:
+//!
+//! 1. [`ingest`]: read an input folder (`SCHEMA.md`), validate every row, keep the accepted
+//!    rows as Parquet and put rejected ones in quarantine with their reason;
+//! 2. [`engine`]: the SQL rules of `queries/` over 100 % of the accepted data, in DataFusion;
+//! 3. [`benefit`]: the critical-illness and large-expense payments recomputed to the cent,
+//!    and payment deadlines in working days;
+//! 4. [`run`]: findings, manifest and the atomically published output folder.
+
+pub mod benefit;
+pub mod codes;
+pub mod engine;
+pub mod error;
+pub mod findings;
+pub mod gen;
+pub mod idcard;
+pub mod ingest;
+pub mod mask;
+pub mod paths;
+pub mod schema;
+
+pub use error::{Error, Result};
