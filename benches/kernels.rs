@@ -1,1 +1,200 @@
-fn main(){}
+//! Benchmarks of the Rust-side kernels.
+//!
+//! `benefit_recalculate_2m`: the benefit recalculation over 2,000,000 synthetic settlements
+//! (500,000 persons, residents and employees, about 4 % reversals and 10 % uncovered
+//! outpatient care), split into batches of 65,536 rows as the ingest writes them. Target:
+//! under 5 s on 2 cores. Run with `cargo bench --bench kernels`.
+
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, Date32Builder, Decimal128Builder, RecordBatch, StringBuilder, TimestampSecondBuilder,
+};
+use arrow::datatypes::DataType;
+use criterion::{Criterion, criterion_group, criterion_main};
+use medaudit::benefit::{Incomplete, PolicySet, recalculate};
+use medaudit::codes::CodeTables;
+use medaudit::schema::SETL;
+
+const SETTLEMENTS: usize = 2_000_000;
+const PER_PERSON: usize = 4;
+const BATCH: usize = 65_536;
+
+/// A small deterministic generator (xorshift64*).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// One synthetic settlement (amounts in cents).
+struct Synth {
+    setl: u64,
+    psn: u64,
+    employee: bool,
+    idet: &'static str,
+    med_type: &'static str,
+    day: i32,
+    time: i64,
+    reversal_of: Option<u64>,
+    inscp: i64,
+    hifp: i64,
+    ratio: i64,
+    paid: i64,
+}
+
+fn synthesize() -> Vec<Synth> {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let day0 = 19_723; // 2024-01-01
+    let mut out = Vec::with_capacity(SETTLEMENTS);
+    let persons = SETTLEMENTS / PER_PERSON;
+    for p in 0..persons as u64 {
+        let employee = rng.below(3) == 0;
+        let idet = match rng.below(10) {
+            0 => "1102",
+            1 => "1104",
+            _ => "",
+        };
+        let mut day = day0 + rng.below(200) as i32;
+        let first = out.len();
+        for _ in 0..PER_PERSON {
+            if out.len() >= SETTLEMENTS {
+                break;
+            }
+            let setl = out.len() as u64;
+            // about 4 % reversals of the person's previous settlement
+            if out.len() > first && rng.below(25) == 0 {
+                let prev: &Synth = &out[out.len() - 1];
+                let r = Synth {
+                    setl,
+                    psn: p,
+                    employee,
+                    idet,
+                    med_type: prev.med_type,
+                    day: prev.day,
+                    time: prev.time + 3_600,
+                    reversal_of: Some(prev.setl),
+                    inscp: -prev.inscp,
+                    hifp: -prev.hifp,
+                    ratio: prev.ratio,
+                    paid: -prev.paid,
+                };
+                out.push(r);
+                continue;
+            }
+            day += 1 + rng.below(40) as i32;
+            let med_type = if rng.below(10) == 0 { "11" } else { "21" };
+            let inscp = 100_000 + rng.below(12_000_000) as i64;
+            let ratio = if employee { 8_500 } else { 6_000 };
+            let hifp = inscp * ratio / 10_000;
+            out.push(Synth {
+                setl,
+                psn: p,
+                employee,
+                idet,
+                med_type,
+                day,
+                time: i64::from(day) * 86_400 + 36_000,
+                reversal_of: None,
+                inscp,
+                hifp,
+                ratio,
+                paid: rng.below(2_000_000) as i64,
+            });
+        }
+    }
+    out
+}
+
+fn batch(rows: &[Synth]) -> RecordBatch {
+    let schema = SETL.arrow_schema();
+    let mut cols: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
+    for f in schema.fields() {
+        let name = f.name().as_str();
+        let col: ArrayRef = match f.data_type() {
+            DataType::Utf8 => {
+                let mut b = StringBuilder::with_capacity(rows.len(), rows.len() * 12);
+                for r in rows {
+                    match name {
+                        "setl_id" => b.append_value(format!("S{:09}", r.setl)),
+                        "mdtrt_id" => b.append_value(format!("M{:09}", r.setl)),
+                        "psn_no" => b.append_value(format!("P{:08}", r.psn)),
+                        "insutype" => b.append_value(if r.employee { "310" } else { "390" }),
+                        "psn_idet_type" => b.append_value(r.idet),
+                        "med_type" => b.append_value(r.med_type),
+                        "refd_setl_flag" => b.append_value(if r.reversal_of.is_some() { "1" } else { "0" }),
+                        "init_setl_id" => match r.reversal_of {
+                            Some(o) => b.append_value(format!("S{o:09}")),
+                            None => b.append_value(""),
+                        },
+                        "psn_name" => b.append_value("王小明"),
+                        "certno" => b.append_value("411102198001011234"),
+                        _ => b.append_value("1"),
+                    }
+                }
+                Arc::new(b.finish())
+            }
+            DataType::Date32 => {
+                let mut b = Date32Builder::with_capacity(rows.len());
+                for r in rows {
+                    b.append_value(if name == "brdy" { 3_653 } else { r.day });
+                }
+                Arc::new(b.finish())
+            }
+            DataType::Timestamp(_, _) => {
+                let mut b = TimestampSecondBuilder::with_capacity(rows.len());
+                for r in rows {
+                    b.append_value(r.time);
+                }
+                Arc::new(b.finish())
+            }
+            DataType::Decimal128(p, s) => {
+                let mut b = Decimal128Builder::with_capacity(rows.len());
+                for r in rows {
+                    b.append_value(i128::from(match name {
+                        "inscp_scp_amt" | "medfee_sumamt" => r.inscp,
+                        "hifp_pay" => r.hifp,
+                        "pool_prop_selfpay" => r.ratio,
+                        "hifmi_pay" if !r.employee => r.paid,
+                        "hifob_pay" if r.employee => r.paid,
+                        _ => 0,
+                    }));
+                }
+                Arc::new(b.finish().with_precision_and_scale(*p, *s).expect("decimal type"))
+            }
+            t => panic!("unexpected type {t}"),
+        };
+        cols.push(col);
+    }
+    RecordBatch::try_new(schema, cols).expect("setl batch")
+}
+
+fn bench_recalculate(c: &mut Criterion) {
+    let rows = synthesize();
+    let batches: Vec<RecordBatch> = rows.chunks(BATCH).map(batch).collect();
+    drop(rows);
+    let home = medaudit::paths::home();
+    let policies = PolicySet::load(&home.join("datasets/policy")).expect("policies");
+    let codes = CodeTables::load(&home.join("datasets/codes/codes.csv")).expect("codes");
+    let incomplete = Incomplete::default();
+    let mut g = c.benchmark_group("benefit");
+    g.sample_size(10);
+    g.bench_function("benefit_recalculate_2m", |b| {
+        b.iter(|| {
+            let out = recalculate(&batches, &policies, &codes, &incomplete, None).expect("recalculation");
+            std::hint::black_box(out.checks.len())
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench_recalculate);
+criterion_main!(benches);

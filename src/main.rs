@@ -1,1 +1,3 @@
-fn main() {}
+fn main() {
+    eprintln!("medaudit: the command line is being wired up");
+}

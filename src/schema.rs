@@ -99,6 +99,12 @@ impl TableSpec {
                 .collect::<Vec<_>>(),
         ))
     }
+    /// The same schema with every field nullable (rows not yet validated).
+    pub fn arrow_schema_nullable(&self) -> SchemaRef {
+        Arc::new(Schema::new(
+            self.fields.iter().map(|f| Field::new(f.name, f.data_type(), true)).collect::<Vec<_>>(),
+        ))
+    }
     pub fn field(&self, name: &str) -> Option<&FieldSpec> {
         self.fields.iter().find(|f| f.name == name)
     }

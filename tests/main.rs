@@ -5,3 +5,4 @@ mod common;
 mod gen_tests;
 mod ingest_tests;
 mod rules_tests;
+mod sample_tests;

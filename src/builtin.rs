@@ -1,0 +1,129 @@
+//! The checks written in Rust rather than SQL (row-level data quality at ingest, the benefit
+//! recalculation and the payment deadlines), documented like the SQL rules so that
+//! `medaudit rules list` and `rules show` cover every check the engine runs.
+
+/// One Rust-side check.
+#[derive(Debug, Clone, Copy)]
+pub struct Check {
+    pub id: &'static str,
+    pub title_zh: &'static str,
+    pub title_en: &'static str,
+    pub category: &'static str,
+    pub severity: &'static str,
+    pub requires: &'static [&'static str],
+    pub basis: &'static str,
+    pub what: &'static str,
+    pub why: &'static str,
+    pub example: &'static str,
+    /// Where the check lives.
+    pub module: &'static str,
+}
+
+/// Every Rust-side check.
+pub static CHECKS: &[Check] = &[
+    Check {
+        id: "DQ001",
+        title_zh: "结算金额恒等式不成立",
+        title_en: "Settlement amounts do not add up",
+        category: "data_quality",
+        severity: "medium",
+        requires: &["setl"],
+        basis: "SCHEMA.md: medfee_sumamt = fulamt_ownpay_amt + overlmt_selfpay + preselfpay_amt + inscp_scp_amt",
+        what: "Compares the total medical fee with the sum of its four parts, to the cent.",
+        why: "Every settlement of the national platform satisfies the identity; one that does not was altered or \
+              exported wrongly, and its fund payments cannot be trusted.",
+        example: "medfee_sumamt 1,000.00 but the parts add up to 980.00: a 20.00 difference.",
+        module: "ingest::quality",
+    },
+    Check {
+        id: "DQ002",
+        title_zh: "结束日期早于开始日期",
+        title_en: "End date before begin date",
+        category: "data_quality",
+        severity: "low",
+        requires: &["setl"],
+        basis: "SCHEMA.md: begndate / enddate",
+        what: "Flags settlements whose discharge or visit end date is before the admission or visit date.",
+        why: "Length of stay, bed-day and overlap checks rest on the dates.",
+        example: "begndate 2024-03-10, enddate 2024-03-08.",
+        module: "ingest::quality",
+    },
+    Check {
+        id: "DQ004",
+        title_zh: "身份证号码与出生日期或性别不符",
+        title_en: "ID number disagrees with birth date or sex",
+        category: "data_quality",
+        severity: "medium",
+        requires: &["setl"],
+        basis: "GB 11643-1999; 河南大病合同 第十六条（冒名顶替）",
+        what: "For resident ID cards (psn_cert_type 01 or absent): the check digit, the birth date in the number \
+               against brdy, and the sex digit against gend.",
+        why: "A number that fails its own check or contradicts the person's data is a sign of a made-up or \
+              borrowed identity.",
+        example: "certno 4114**********1234 with brdy 1980-01-01, but the number says 1981-01-01.",
+        module: "ingest::quality",
+    },
+    Check {
+        id: "DQ005",
+        title_zh: "明细金额不等于数量×单价",
+        title_en: "Fee line amount is not count × price",
+        category: "data_quality",
+        severity: "low",
+        requires: &["fee"],
+        basis: "SCHEMA.md: det_item_fee_sumamt = cnt × pric, to the cent",
+        what: "Recomputes each fee line's amount from its count and unit price, rounded half away from zero.",
+        why: "A line billed above count × price is an overcharge hidden in the arithmetic.",
+        example: "cnt 2, pric 35.00, det_item_fee_sumamt 80.00.",
+        module: "ingest::quality",
+    },
+    Check {
+        id: "BEN001",
+        title_zh: "大病保险支付与政策不符",
+        title_en: "Critical-illness payment differs from the policy",
+        category: "benefit_mismatch",
+        severity: "high",
+        requires: &["setl"],
+        basis: "河南大病合同 第十一～十四条、第三十四条(三); POLICY.md",
+        what: "Recomputes hifmi_pay of every resident settlement the fund covers, person-year by person-year, \
+               with cumulative bases, the ordinary and the preferential curve, caps and reversals netted where \
+               they happen, and compares it with what was recorded.",
+        why: "An insurer that raises or lowers the reimbursement ratio on its own loses its contract; \
+              underpayments must be paid to the insured person (第十七条).",
+        example: "Cumulative base 51,000 of an ordinary resident: expected 24,000.00, recorded 26,000.00.",
+        module: "benefit",
+    },
+    Check {
+        id: "BEN002",
+        title_zh: "大额补助支付与政策不符",
+        title_en: "Large-expense subsidy differs from the policy",
+        category: "benefit_mismatch",
+        severity: "high",
+        requires: &["setl"],
+        basis: "漯河大额合同 第十条、第十四条、第三十二条(五); POLICY.md",
+        what: "Recomputes hifob_pay of every employee settlement: 95 % of policy-scope costs above the point \
+               where the pool has paid 90,000 in the year, up to 280,000.",
+        why: "Paying more or less than the policy gives is a breach of the contract.",
+        example: "r = 0.85, inscp 30,000, hifp 10,000 where the pool passes 90,000: expected 17,323.53.",
+        module: "benefit",
+    },
+    Check {
+        id: "PAY001",
+        title_zh: "超过支付时限",
+        title_en: "Payment after the deadline in working days",
+        category: "late_payment",
+        severity: "medium",
+        requires: &["pay"],
+        basis: "河南大病合同 第十六条、第十七条; 漯河大额合同 第十四条",
+        what: "Counts working days of the official calendar from the declaration date and flags payments made \
+               after the deadline, or unpaid past it at the as-of date.",
+        why: "Late payment is a breach of the contract.",
+        example: "Direct settlement declared 2026-02-10 (Spring Festival in between): deadline 2026-03-09; paid \
+                  2026-03-10 is one working day late.",
+        module: "benefit::deadline",
+    },
+];
+
+/// Looks a Rust-side check up by id.
+pub fn check(id: &str) -> Option<&'static Check> {
+    CHECKS.iter().find(|c| c.id == id)
+}

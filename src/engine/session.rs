@@ -1,0 +1,252 @@
+//! The DataFusion session the rules run in: the accepted input tables, the code table, the
+//! knowledge base and two documented views, all file-backed (Ballista-compatible: no
+//! in-memory tables; the views are logical plans over the files).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::datasource::file_format::csv::CsvFormat;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::prelude::{SessionConfig, SessionContext};
+
+use crate::error::{Error, Result};
+
+/// Where the session's tables come from.
+#[derive(Debug, Clone)]
+pub struct Tables {
+    /// Accepted rows: `<data_dir>/<table>.parquet` or a folder `<data_dir>/<table>/` of parts.
+    pub data_dir: PathBuf,
+    /// Knowledge-base folders of `<stem>.csv` files, registered as `kb_<stem>`: the shipped
+    /// default first, overrides (`--kb DIR`) later; a later folder replaces a table by stem.
+    pub kb_dirs: Vec<PathBuf>,
+    /// The code table (`datasets/codes/codes.csv`), registered as `code`.
+    pub codes: PathBuf,
+}
+
+impl Tables {
+    /// The shipped code table and knowledge base (`datasets/kb`, if present) over `data_dir`,
+    /// with `kb_override` (`--kb DIR`) replacing tables by stem.
+    pub fn new(data_dir: impl Into<PathBuf>, kb_override: Option<PathBuf>) -> Self {
+        let ds = crate::paths::datasets_dir();
+        let mut kb_dirs = vec![ds.join("kb")];
+        kb_dirs.extend(kb_override);
+        Tables { data_dir: data_dir.into(), kb_dirs, codes: ds.join("codes/codes.csv") }
+    }
+}
+
+/// `setl_valid`: the settlements that stand, i.e. neither a reversal row
+/// (`refd_setl_flag = '1'`) nor cancelled by a reversal present in the data, with
+/// `med_class` (the `med_type` class from `code`), `is_inpatient` (class `inpatient`, or
+/// `52` maternity inpatient) and `fund_pay` (`hifp_pay + hifmi_pay + hifob_pay`, what the
+/// funds paid: the amount at risk of a settlement that should not exist).
+pub const VIEW_SETL_VALID: &str = "CREATE VIEW setl_valid AS
+SELECT s.*,
+       c.class AS med_class,
+       COALESCE(c.class = 'inpatient' OR s.med_type = '52', FALSE) AS is_inpatient,
+       s.hifp_pay + s.hifmi_pay + s.hifob_pay AS fund_pay
+FROM setl s
+LEFT JOIN (SELECT code, MIN(class) AS class FROM code WHERE field = 'med_type' GROUP BY code) c
+       ON c.code = s.med_type
+WHERE COALESCE(s.refd_setl_flag, '0') <> '1'
+  AND NOT EXISTS (SELECT 1 FROM setl r
+                  WHERE r.refd_setl_flag = '1' AND r.init_setl_id = s.setl_id)";
+
+/// `stay`: one row per inpatient stay, i.e. per (`psn_no`, `fixmedins_code`, `mdtrt_id`) of
+/// the inpatient rows of `setl_valid`: pieces settled separately (中途结算) are one stay.
+/// Columns: `psn_no`, `fixmedins_code`, `mdtrt_id`, `begndate` (first admission),
+/// `enddate` (last discharge), `pieces`, `dise_codg` (of the last piece), `med_type` (of the
+/// first piece), `insu_admdvs`, `fix_blng_admdvs`, `refl_flag` (max over pieces),
+/// `fund_pay` (sum), `medfee_sumamt` (sum).
+pub const VIEW_STAY: &str = "CREATE VIEW stay AS
+SELECT psn_no, fixmedins_code, mdtrt_id,
+       MIN(begndate) AS begndate,
+       MAX(enddate) AS enddate,
+       COUNT(*) AS pieces,
+       first_value(dise_codg ORDER BY enddate DESC, setl_time DESC, setl_id DESC) AS dise_codg,
+       first_value(med_type ORDER BY begndate, setl_time, setl_id) AS med_type,
+       MIN(insu_admdvs) AS insu_admdvs,
+       MIN(fix_blng_admdvs) AS fix_blng_admdvs,
+       MAX(refl_flag) AS refl_flag,
+       SUM(fund_pay) AS fund_pay,
+       SUM(medfee_sumamt) AS medfee_sumamt
+FROM setl_valid
+WHERE is_inpatient
+GROUP BY psn_no, fixmedins_code, mdtrt_id";
+
+/// The input tables the session looks for in `data_dir`.
+pub const INPUT_TABLES: [&str; 5] = ["setl", "fee", "psn", "medins", "pay"];
+
+fn session_config() -> SessionConfig {
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    SessionConfig::new()
+        .with_target_partitions(cores)
+        .with_information_schema(false)
+        .set_bool("datafusion.sql_parser.parse_float_as_decimal", true)
+}
+
+/// Builds the session: registers every input table found in `data_dir` (`setl` and `fee` are
+/// required), `code`, every knowledge-base table and the views `setl_valid` and `stay`.
+/// Which input tables are present: [`present_tables`].
+pub async fn session(tables: &Tables) -> Result<SessionContext> {
+    let ctx = SessionContext::new_with_config(session_config());
+    for name in INPUT_TABLES {
+        let spec = crate::schema::table(name).ok_or_else(|| crate::other_err!("no table spec for {name}"))?;
+        match find_input(&tables.data_dir, name) {
+            Some((url, path)) => register_parquet(&ctx, name, url, &path, spec).await?,
+            None if spec.required => {
+                return Err(crate::input_err!(
+                    "table {name} not found in {}: expected {name}.parquet or a folder {name}/ of parts",
+                    tables.data_dir.display()
+                ));
+            }
+            None => {}
+        }
+    }
+    register_csv(&ctx, "code", &tables.codes).await?;
+    for (stem, path) in kb_files(&tables.kb_dirs)? {
+        register_csv(&ctx, &format!("kb_{stem}"), &path).await?;
+    }
+    for v in [VIEW_SETL_VALID, VIEW_STAY] {
+        ctx.sql(v).await.map_err(|e| Error::df("creating view", e))?;
+    }
+    Ok(ctx)
+}
+
+/// The input tables registered in the session.
+pub fn present_tables(ctx: &SessionContext) -> Vec<String> {
+    INPUT_TABLES.iter().filter(|t| ctx.table_exist(**t).unwrap_or(false)).map(|t| t.to_string()).collect()
+}
+
+fn find_input(dir: &Path, name: &str) -> Option<(String, PathBuf)> {
+    let file = dir.join(format!("{name}.parquet"));
+    if file.is_file() {
+        return Some((file.to_string_lossy().into_owned(), file));
+    }
+    let folder = dir.join(name);
+    if folder.is_dir() {
+        return Some((format!("{}/", folder.to_string_lossy().trim_end_matches('/')), folder));
+    }
+    None
+}
+
+/// Registers a Parquet table with the contract's columns (all nullable, so that a file without
+/// an optional column reads it as null) followed by any extra columns of the files.
+async fn register_parquet(
+    ctx: &SessionContext,
+    name: &str,
+    url: String,
+    path: &Path,
+    spec: &crate::schema::TableSpec,
+) -> Result<()> {
+    let table_url = ListingTableUrl::parse(&url).map_err(|e| Error::df(format!("table {name} at {url}"), e))?;
+    let options = ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+    let file_schema = options
+        .infer_schema(&ctx.state(), &table_url)
+        .await
+        .map_err(|e| Error::df(format!("reading the schema of {}", path.display()), e))?;
+    let mut fields: Vec<Field> = Vec::new();
+    for f in spec.fields {
+        if let Ok(ff) = file_schema.field_with_name(f.name)
+            && !compatible(ff.data_type(), &f.data_type())
+        {
+            return Err(crate::input_err!(
+                "{}: column {} is {} but the contract stores it as {}",
+                path.display(),
+                f.name,
+                ff.data_type(),
+                f.data_type()
+            ));
+        }
+        fields.push(Field::new(f.name, f.data_type(), true));
+    }
+    for ff in file_schema.fields() {
+        if spec.field(ff.name()).is_none() {
+            fields.push(Field::new(ff.name(), ff.data_type().clone(), true));
+        }
+    }
+    let schema: SchemaRef = Arc::new(Schema::new(fields));
+    let config = ListingTableConfig::new(table_url).with_listing_options(options).with_schema(schema);
+    let table = ListingTable::try_new(config).map_err(|e| Error::df(format!("table {name}"), e))?;
+    ctx.register_table(name, Arc::new(table)).map_err(|e| Error::df(format!("registering {name}"), e))?;
+    Ok(())
+}
+
+fn compatible(file: &DataType, contract: &DataType) -> bool {
+    use DataType::*;
+    match (file, contract) {
+        (Utf8 | LargeUtf8 | Utf8View, Utf8) => true,
+        (Timestamp(_, None), Timestamp(_, None)) => true,
+        (Date32 | Date64, Date32) => true,
+        (Decimal128(_, s1), Decimal128(_, s2)) => s1 == s2,
+        (a, b) => a == b,
+    }
+}
+
+/// The knowledge-base files by stem: later folders replace earlier ones.
+fn kb_files(dirs: &[PathBuf]) -> Result<std::collections::BTreeMap<String, PathBuf>> {
+    let mut out = std::collections::BTreeMap::new();
+    for (i, d) in dirs.iter().enumerate() {
+        if !d.is_dir() {
+            // The shipped default may be absent in a stripped install; an override must exist.
+            if i == 0 {
+                continue;
+            }
+            return Err(Error::config(d, "knowledge-base folder does not exist"));
+        }
+        let rd = std::fs::read_dir(d).map_err(|e| Error::io("listing knowledge-base folder", d, e))?;
+        for e in rd {
+            let e = e.map_err(|e| Error::io("listing knowledge-base folder", d, e))?;
+            let p = e.path();
+            if p.extension().is_none_or(|x| x != "csv") {
+                continue;
+            }
+            let stem = p.file_stem().and_then(|s| s.to_str()).unwrap_or("").to_string();
+            if stem.is_empty() || !stem.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') {
+                return Err(Error::config(
+                    &p,
+                    "a knowledge-base file name must be lower-case letters, digits and `_` (it becomes table kb_<name>)",
+                ));
+            }
+            out.insert(stem, p);
+        }
+    }
+    Ok(out)
+}
+
+/// Registers a CSV file (header row, `,`, `"` quoting, UTF-8) with every column `Utf8`, named
+/// after its header. Empty fields read as null.
+pub(crate) async fn register_csv(ctx: &SessionContext, name: &str, path: &Path) -> Result<()> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io("reading", path, e))?;
+    let text = std::str::from_utf8(&bytes).map_err(|_| {
+        Error::config(path, "not UTF-8: convert it first (e.g. `iconv -f GB18030 -t UTF-8`)")
+    })?;
+    let mut rdr = csv::ReaderBuilder::new().has_headers(true).from_reader(text.trim_start_matches('\u{feff}').as_bytes());
+    let headers = rdr.headers().map_err(|e| Error::config(path, format!("bad CSV header: {e}")))?.clone();
+    let mut fields = Vec::new();
+    for h in headers.iter() {
+        let h = h.trim();
+        if h.is_empty() {
+            return Err(Error::config(path, "the CSV header has an empty column name"));
+        }
+        if fields.iter().any(|f: &Field| f.name() == h) {
+            return Err(Error::config(path, format!("the CSV header repeats column `{h}`")));
+        }
+        fields.push(Field::new(h, DataType::Utf8, true));
+    }
+    let schema = Arc::new(Schema::new(fields));
+    let format = CsvFormat::default()
+        .with_has_header(true)
+        .with_delimiter(b',')
+        .with_quote(b'"')
+        .with_newlines_in_values(true);
+    let ext = path.extension().and_then(|e| e.to_str()).map(|e| format!(".{e}")).unwrap_or_default();
+    let options = ListingOptions::new(Arc::new(format)).with_file_extension(ext);
+    let url = ListingTableUrl::parse(path.to_string_lossy().as_ref())
+        .map_err(|e| Error::df(format!("table {name} at {}", path.display()), e))?;
+    let config = ListingTableConfig::new(url).with_listing_options(options).with_schema(schema);
+    let table = ListingTable::try_new(config).map_err(|e| Error::df(format!("table {name}"), e))?;
+    ctx.register_table(name, Arc::new(table)).map_err(|e| Error::df(format!("registering {name}"), e))?;
+    Ok(())
+}
