@@ -25,7 +25,8 @@ impl CodeTables {
     pub fn parse(text: &str) -> std::result::Result<Self, String> {
         let mut rdr = csv::ReaderBuilder::new().from_reader(text.trim_start_matches('\u{feff}').as_bytes());
         let headers = rdr.headers().map_err(|e| e.to_string())?.clone();
-        let idx = |n: &str| headers.iter().position(|h| h == n).ok_or_else(|| format!("missing column `{n}`"));
+        let idx =
+            |n: &str| headers.iter().position(|h| h == n).ok_or_else(|| format!("missing column `{n}`"));
         let (fi, ci, ki, li) = (idx("field")?, idx("code")?, idx("class")?, idx("label")?);
         let mut fields: HashMap<String, HashMap<String, (String, String)>> = HashMap::new();
         for (i, rec) in rdr.records().enumerate() {

@@ -73,7 +73,10 @@ mod tests {
         let d = NaiveDate::from_ymd_opt(1949, 12, 31).unwrap();
         assert_eq!(problems("110105194912310021", Some(d), "2"), vec!["证件号码校验位错误"]);
         let other = NaiveDate::from_ymd_opt(1950, 1, 1).unwrap();
-        assert_eq!(problems("11010519491231002X", Some(other), "2"), vec!["证件号码中的出生日期与出生日期字段不符"]);
+        assert_eq!(
+            problems("11010519491231002X", Some(other), "2"),
+            vec!["证件号码中的出生日期与出生日期字段不符"]
+        );
         assert_eq!(problems("11010519491231002X", Some(d), "1"), vec!["证件号码的性别位与性别字段不符"]);
         assert_eq!(problems("1101051949123", Some(d), "1"), vec!["证件号码不是18位"]);
     }

@@ -11,7 +11,7 @@
 //! 2. [`engine`]: the SQL rules of `queries/` over 100 % of the accepted data, in DataFusion;
 //! 3. [`benefit`]: the critical-illness and large-expense payments recomputed to the cent,
 //!    and payment deadlines in working days;
-//! 4. `run`: findings, manifest and the atomically published output folder.
+//! 4. [`run`]: findings, manifest and the atomically published output folder.
 
 pub mod benefit;
 pub mod builtin;
@@ -27,8 +27,10 @@ pub mod mask;
 pub mod output;
 pub mod paths;
 pub mod publish;
-pub mod schema;
+pub mod report_text;
+pub mod run;
 pub mod sample;
+pub mod schema;
 /// The synthetic data generator (`medaudit gen`). Its folder is `src/gen/`, but `gen` is a
 /// reserved keyword in Rust 2024: refer to it as `crate::synth`.
 #[path = "gen/mod.rs"]

@@ -1,3 +1,269 @@
-fn main() {
-    eprintln!("medaudit: the command line is being wired up");
+//! The `medaudit` command line: parse arguments, call the library, map errors to one clear
+//! message and an exit code.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use clap::{Parser, Subcommand, ValueEnum};
+
+use medaudit::ingest::{Encoding, EncodingChoice};
+
+#[derive(Parser)]
+#[command(
+    name = "medaudit",
+    version,
+    about = "Audit medical-insurance settlement data for fraud, error and abuse"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum EncArg {
+    Auto,
+    Utf8,
+    Gb18030,
+}
+
+impl From<EncArg> for EncodingChoice {
+    fn from(e: EncArg) -> Self {
+        match e {
+            EncArg::Auto => EncodingChoice::Auto,
+            EncArg::Utf8 => EncodingChoice::Force(Encoding::Utf8),
+            EncArg::Gb18030 => EncodingChoice::Force(Encoding::Gb18030),
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the whole audit on an input folder and publish the results in an output folder.
+    Run {
+        /// Input folder: setl, fee (required), psn, medins, pay (optional) as .csv or .parquet.
+        #[arg(long)]
+        input: PathBuf,
+        /// Output folder (replaced atomically when the run succeeds).
+        #[arg(long)]
+        out: PathBuf,
+        /// As-of date for payment deadlines (default: the latest date in the input).
+        #[arg(long, value_parser = parse_date)]
+        as_of: Option<NaiveDate>,
+        /// Knowledge-base folder whose CSV sheets replace the shipped ones, table by table.
+        #[arg(long)]
+        kb: Vec<PathBuf>,
+        /// Policy folder replacing the shipped policy files.
+        #[arg(long)]
+        policy: Option<PathBuf>,
+        /// Calendar folder replacing the shipped working-day calendar.
+        #[arg(long)]
+        calendar: Option<PathBuf>,
+        /// Code table (CSV: field,code,class,label) replacing the shipped one.
+        #[arg(long)]
+        codes: Option<PathBuf>,
+        /// Mapping file translating an export layout into the data contract.
+        #[arg(long)]
+        mapping: Option<PathBuf>,
+        /// Text encoding of CSV input.
+        #[arg(long, value_enum, default_value = "auto")]
+        encoding: EncArg,
+        /// Rule configuration (TOML): disabled rules, parameters, extra rule folders.
+        #[arg(long)]
+        rules_config: Option<PathBuf>,
+        /// Rule folder to use instead of the shipped `queries/` (repeatable).
+        #[arg(long)]
+        rules: Vec<PathBuf>,
+        /// Run only these rules (repeatable; comma-separated accepted).
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
+    },
+    /// Check an input folder against the data contract and report, without auditing.
+    Validate {
+        #[arg(long)]
+        input: PathBuf,
+        #[arg(long)]
+        mapping: Option<PathBuf>,
+        #[arg(long, value_enum, default_value = "auto")]
+        encoding: EncArg,
+    },
+    /// Generate a synthetic input folder with labelled anomalies (and `labels/` beside it).
+    Gen {
+        /// Output folder: `input/` and `labels/` are written inside it.
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 10_000)]
+        settlements: u64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long, value_enum, default_value = "parquet")]
+        format: FormatArg,
+        #[arg(long, value_enum, default_value = "utf8")]
+        encoding: GenEncArg,
+        /// Share of settlements given an injected anomaly.
+        #[arg(long, default_value_t = 0.03)]
+        anomaly_rate: f64,
+        /// Do not write malformed rows (for benchmarks).
+        #[arg(long)]
+        no_malformed: bool,
+    },
+    /// The rules: list them, or show one's documentation.
+    Rules {
+        #[command(subcommand)]
+        cmd: RulesCmd,
+        /// Rule configuration (shows what is disabled and the parameters in force).
+        #[arg(long, global = true)]
+        rules_config: Option<PathBuf>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum FormatArg {
+    Csv,
+    Parquet,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum GenEncArg {
+    Utf8,
+    Gb18030,
+}
+
+#[derive(Subcommand)]
+enum RulesCmd {
+    /// One line per rule.
+    List,
+    /// A rule's documentation: what it checks, why, an example, its basis and parameters.
+    Show { id: String },
+}
+
+fn parse_date(s: &str) -> Result<NaiveDate, String> {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .map_err(|_| format!("`{s}` is not a date of the form YYYY-MM-DD"))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match dispatch(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("medaudit: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn logger() -> Arc<dyn Fn(&str) + Send + Sync> {
+    Arc::new(|m: &str| eprintln!("[{}] {m}", chrono::Local::now().format("%H:%M:%S")))
+}
+
+fn progress() -> Option<medaudit::ingest::Progress> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} {msg} {elapsed}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+    );
+    Some(Arc::new(move |table: &str, rows: u64| {
+        bar.set_message(format!("ingest {table}: {rows} rows"));
+        bar.tick();
+    }))
+}
+
+fn dispatch(cli: Cli) -> medaudit::Result<()> {
+    match cli.cmd {
+        Cmd::Run {
+            input,
+            out,
+            as_of,
+            kb,
+            policy,
+            calendar,
+            codes,
+            mapping,
+            encoding,
+            rules_config,
+            rules,
+            only,
+        } => {
+            let opts = medaudit::run::RunOptions {
+                input,
+                out,
+                as_of,
+                kb,
+                policy,
+                calendar,
+                codes,
+                mapping,
+                encoding: encoding.into(),
+                rules_config,
+                rules_dirs: rules,
+                only_rules: only,
+                skip_benefit: false,
+                progress: progress(),
+                log: Some(logger()),
+            };
+            let s = medaudit::run::run(&opts)?;
+            print!("{}", medaudit::report_text::run_summary(&s));
+            Ok(())
+        }
+        Cmd::Validate { input, mapping, encoding } => {
+            let codes =
+                medaudit::codes::CodeTables::load(&medaudit::paths::datasets_dir().join("codes/codes.csv"))?;
+            let mut o = medaudit::ingest::IngestOptions::new(codes);
+            o.encoding = encoding.into();
+            if let Some(m) = mapping {
+                o.mapping = medaudit::ingest::Mapping::load(&m)?;
+            }
+            o.progress = progress();
+            let r = medaudit::run::validate(&input, &o)?;
+            print!("{}", medaudit::report_text::ingest_summary(&r));
+            Ok(())
+        }
+        Cmd::Gen { out, settlements, seed, format, encoding, anomaly_rate, no_malformed } => {
+            let cfg = medaudit::synth::GenConfig {
+                out,
+                settlements,
+                seed,
+                format: match format {
+                    FormatArg::Csv => medaudit::synth::OutFormat::Csv,
+                    FormatArg::Parquet => medaudit::synth::OutFormat::Parquet,
+                },
+                encoding: match encoding {
+                    GenEncArg::Utf8 => medaudit::synth::OutEncoding::Utf8,
+                    GenEncArg::Gb18030 => medaudit::synth::OutEncoding::Gb18030,
+                },
+                anomaly_rate,
+                malformed_rows: !no_malformed,
+            };
+            let s = medaudit::synth::generate(&cfg)?;
+            println!(
+                "generated {} settlements, {} fee lines, {} persons, {} facilities, {} labels in {:.1} s → {}",
+                s.settlements,
+                s.fee_lines,
+                s.persons,
+                s.facilities,
+                s.labels,
+                s.seconds,
+                cfg.out.display()
+            );
+            Ok(())
+        }
+        Cmd::Rules { cmd, rules_config } => {
+            let rules = medaudit::engine::RuleSet::load_default()?;
+            let config = match rules_config {
+                Some(p) => medaudit::engine::RuleConfig::load(&p)?,
+                None => medaudit::engine::RuleConfig::default(),
+            };
+            match cmd {
+                RulesCmd::List => print!("{}", medaudit::report_text::rules_list(&rules, &config)),
+                RulesCmd::Show { id } => print!("{}", medaudit::report_text::rule_show(&rules, &id)?),
+            }
+            Ok(())
+        }
+    }
 }

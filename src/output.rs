@@ -15,7 +15,8 @@ use crate::error::{Error, Result};
 /// Writes batches as one Parquet file (an empty file with the schema when there are none).
 pub fn write_parquet(path: &Path, schema: SchemaRef, batches: &[RecordBatch]) -> Result<()> {
     let f = File::create(path).map_err(|e| Error::io("creating", path, e))?;
-    let mut w = ArrowWriter::try_new(f, schema, None).map_err(|e| Error::arrow(format!("writing {}", path.display()), e))?;
+    let mut w = ArrowWriter::try_new(f, schema, None)
+        .map_err(|e| Error::arrow(format!("writing {}", path.display()), e))?;
     for b in batches {
         w.write(b).map_err(|e| Error::arrow(format!("writing {}", path.display()), e))?;
     }
@@ -26,18 +27,27 @@ pub fn write_parquet(path: &Path, schema: SchemaRef, batches: &[RecordBatch]) ->
 /// Writes batches as CSV in UTF-8 with a BOM, header first.
 pub fn write_csv(path: &Path, schema: &SchemaRef, batches: &[RecordBatch]) -> Result<()> {
     let f = File::create(path).map_err(|e| Error::io("creating", path, e))?;
-    write_csv_to(BufWriter::new(f), schema, batches).map_err(|e| crate::other_err!("writing {}: {e}", path.display()))
+    write_csv_to(BufWriter::new(f), schema, batches)
+        .map_err(|e| crate::other_err!("writing {}: {e}", path.display()))
 }
 
 /// Writes CSV (with BOM) to any writer.
-pub fn write_csv_to<W: Write>(mut w: W, schema: &SchemaRef, batches: &[RecordBatch]) -> std::result::Result<(), String> {
+pub fn write_csv_to<W: Write>(
+    mut w: W,
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+) -> std::result::Result<(), String> {
     w.write_all(b"\xEF\xBB\xBF").map_err(|e| e.to_string())?;
     let mut c = csv::Writer::from_writer(w);
     c.write_record(schema.fields().iter().map(|f| f.name().as_str())).map_err(|e| e.to_string())?;
     let opts = FormatOptions::default().with_null("");
     for b in batches {
-        let fmts: Vec<ArrayFormatter> =
-            b.columns().iter().map(|a| ArrayFormatter::try_new(a.as_ref(), &opts)).collect::<Result<_, _>>().map_err(|e| e.to_string())?;
+        let fmts: Vec<ArrayFormatter> = b
+            .columns()
+            .iter()
+            .map(|a| ArrayFormatter::try_new(a.as_ref(), &opts))
+            .collect::<Result<_, _>>()
+            .map_err(|e| e.to_string())?;
         let mut row: Vec<String> = Vec::with_capacity(fmts.len());
         for r in 0..b.num_rows() {
             row.clear();
@@ -54,13 +64,15 @@ pub fn sorted(schema: &SchemaRef, batches: &[RecordBatch], by: &[&str]) -> Resul
     if batches.iter().all(|b| b.num_rows() == 0) {
         return Ok(None);
     }
-    let all = arrow::compute::concat_batches(schema, batches).map_err(|e| Error::arrow("collecting results", e))?;
+    let all =
+        arrow::compute::concat_batches(schema, batches).map_err(|e| Error::arrow("collecting results", e))?;
     let cols: Vec<arrow::compute::SortColumn> = by
         .iter()
         .filter_map(|n| all.column_by_name(n))
         .map(|c| arrow::compute::SortColumn { values: c.clone(), options: None })
         .collect();
-    let idx = arrow::compute::lexsort_to_indices(&cols, None).map_err(|e| Error::arrow("sorting results", e))?;
+    let idx =
+        arrow::compute::lexsort_to_indices(&cols, None).map_err(|e| Error::arrow("sorting results", e))?;
     let cols = all
         .columns()
         .iter()

@@ -48,7 +48,9 @@ impl Staging {
     /// Renames the finished folder into place.
     pub fn publish(mut self) -> Result<PathBuf> {
         if crate::fault::at("before_publish") {
-            return Err(crate::other_err!("fault injected before publishing (MEDAUDIT_FAIL_AT=before_publish)"));
+            return Err(crate::other_err!(
+                "fault injected before publishing (MEDAUDIT_FAIL_AT=before_publish)"
+            ));
         }
         let old = if self.target.exists() {
             let old = sibling(&self.target, "old", &std::process::id().to_string())?;

@@ -49,7 +49,12 @@ pub fn row(spec: &TableSpec, overrides: &[(&str, &str)]) -> Vec<String> {
             ("setl", "pool_prop_selfpay") => "0.8000".into(),
             ("setl", "hifp_pay") => "800.00".into(),
             ("setl", "psn_part_amt") => "200.00".into(),
-            ("setl", f) if f.ends_with("_amt") || f.ends_with("_pay") || f.ends_with("_dedc") || f == "overlmt_selfpay" => {
+            ("setl", f)
+                if f.ends_with("_amt")
+                    || f.ends_with("_pay")
+                    || f.ends_with("_dedc")
+                    || f == "overlmt_selfpay" =>
+            {
                 "0.00".into()
             }
             (_, "feedetl_sn") => "F1".into(),
@@ -72,7 +77,12 @@ pub fn row(spec: &TableSpec, overrides: &[(&str, &str)]) -> Vec<String> {
     };
     spec.fields
         .iter()
-        .map(|f| overrides.iter().find(|(k, _)| *k == f.name).map_or_else(|| default(f.name), |(_, v)| v.to_string()))
+        .map(|f| {
+            overrides
+                .iter()
+                .find(|(k, _)| *k == f.name)
+                .map_or_else(|| default(f.name), |(_, v)| v.to_string())
+        })
         .collect()
 }
 

@@ -10,7 +10,8 @@ use medaudit::schema::{FEE, PAY, SETL};
 use crate::common::{codes, header, read_csv, row, tempdir, write_csv};
 
 fn ingest_dir(input: &Path, out: &Path) -> IngestReport {
-    ingest::ingest(input, &out.join("data"), &out.join("quarantine"), &IngestOptions::new(codes())).expect("ingest")
+    ingest::ingest(input, &out.join("data"), &out.join("quarantine"), &IngestOptions::new(codes()))
+        .expect("ingest")
 }
 
 fn read_table(out: &Path, table: &str) -> Vec<RecordBatch> {
@@ -47,8 +48,8 @@ fn write_bad_input(dir: &Path) {
     let f = |o: &[(&str, &str)]| row(&FEE, o);
     let fee = vec![
         f(&[("feedetl_sn", "F1"), ("setl_id", "OK1")]),
-        f(&[("feedetl_sn", "F1"), ("setl_id", "OK1")]),   // repeated key
-        f(&[("feedetl_sn", "F2"), ("setl_id", "NOPE")]),  // unknown settlement
+        f(&[("feedetl_sn", "F1"), ("setl_id", "OK1")]), // repeated key
+        f(&[("feedetl_sn", "F2"), ("setl_id", "NOPE")]), // unknown settlement
         f(&[("feedetl_sn", "F3"), ("setl_id", "BADDEC")]), // settlement quarantined
         f(&[("feedetl_sn", "F4"), ("setl_id", "OK1"), ("cnt", "1e3")]),
     ];
@@ -73,11 +74,21 @@ fn every_reject_reason_lands_in_quarantine_with_its_reason() {
     }
 
     let (head, rows) = read_csv(&out.join("quarantine/setl.csv"));
-    assert_eq!(&head[..6], &["reject_reason", "source_file", "source_line", "setl_id", "mdtrt_id", "psn_cert_type"]);
+    assert_eq!(
+        &head[..6],
+        &["reject_reason", "source_file", "source_line", "setl_id", "mdtrt_id", "psn_cert_type"]
+    );
     let reason_of = |id: &str| -> String {
-        rows.iter().find(|r| r[3] == id).map(|r| r[0].clone()).unwrap_or_else(|| panic!("{id} not in quarantine"))
+        rows.iter()
+            .find(|r| r[3] == id)
+            .map(|r| r[0].clone())
+            .unwrap_or_else(|| panic!("{id} not in quarantine"))
     };
-    assert!(reason_of("BADDEC").contains("medfee_sumamt（医疗费总额）小数位超过2位：12.345"), "{}", reason_of("BADDEC"));
+    assert!(
+        reason_of("BADDEC").contains("medfee_sumamt（医疗费总额）小数位超过2位：12.345"),
+        "{}",
+        reason_of("BADDEC")
+    );
     assert!(reason_of("BADDATE").contains("enddate（结束日期）日期不存在：2024-02-30"));
     assert!(reason_of("NOTNUM").contains("hifp_pay（统筹基金支出）不是数字：八百"));
     assert!(reason_of("MISSING").contains("psn_no（人员编号）缺少必填值"));
@@ -88,12 +99,19 @@ fn every_reject_reason_lands_in_quarantine_with_its_reason() {
     assert_eq!(dup[3 + 3], "P9");
     assert!(dup[0].contains("setl_id（结算ID）重复：OK1"));
     // The original cells are kept unchanged.
-    assert_eq!(rows.iter().find(|r| r[3] == "BADDEC").unwrap()[3 + SETL.index_of("medfee_sumamt").unwrap()], "12.345");
+    assert_eq!(
+        rows.iter().find(|r| r[3] == "BADDEC").unwrap()[3 + SETL.index_of("medfee_sumamt").unwrap()],
+        "12.345"
+    );
     assert_eq!(rows.iter().find(|r| r[3] == "SHORT").unwrap().len(), 3 + 4);
 
     let (_, frows) = read_csv(&out.join("quarantine/fee.csv"));
     let freason = |sn: &str, setl: &str| -> String {
-        frows.iter().find(|r| r[3] == sn && r[4] == setl).map(|r| r[0].clone()).expect("fee row in quarantine")
+        frows
+            .iter()
+            .find(|r| r[3] == sn && r[4] == setl)
+            .map(|r| r[0].clone())
+            .expect("fee row in quarantine")
     };
     assert!(freason("F1", "OK1").contains("feedetl_sn（费用明细流水号）重复"));
     assert!(freason("F2", "NOPE").contains("在结算信息中不存在"));
@@ -103,11 +121,20 @@ fn every_reject_reason_lands_in_quarantine_with_its_reason() {
     assert_eq!((f1[1].as_str(), f1[2].as_str()), ("fee.csv", "3"), "line numbers count the header as line 1");
 
     let classes: Vec<&String> = setl.reject_reasons.keys().collect();
-    for c in ["too_many_decimals", "nonexistent_date", "not_a_number", "missing_value", "duplicate_key", "field_count"] {
+    for c in [
+        "too_many_decimals",
+        "nonexistent_date",
+        "not_a_number",
+        "missing_value",
+        "duplicate_key",
+        "field_count",
+    ] {
         assert!(classes.iter().any(|x| *x == c), "class {c} missing from {classes:?}");
     }
     // A quarantined settlement marks its person-year incomplete.
-    assert!(r.quarantined_settlements.iter().any(|q| q.psn_no.as_deref() == Some("P1") && q.year == Some(2024)));
+    assert!(
+        r.quarantined_settlements.iter().any(|q| q.psn_no.as_deref() == Some("P1") && q.year == Some(2024))
+    );
     // The accepted rows are exactly the good ones.
     assert_eq!(strings(&read_table(&out, "setl"), "setl_id"), vec!["OK1"]);
     assert_eq!(strings(&read_table(&out, "fee"), "feedetl_sn"), vec!["F1"]);
@@ -133,7 +160,10 @@ fn chinese_input(dir: &Path) -> (Vec<String>, Vec<Vec<String>>, Vec<Vec<String>>
         row(&SETL, &[("setl_id", "S1"), ("psn_name", "欧阳娜娜")]),
         row(&SETL, &[("setl_id", "S2"), ("psn_name", "𠀀龘"), ("psn_no", "P2")]),
     ];
-    let fee = vec![row(&FEE, &[("feedetl_sn", "F1"), ("setl_id", "S1"), ("med_list_name", "普通病房床位费（三人间）")])];
+    let fee = vec![row(
+        &FEE,
+        &[("feedetl_sn", "F1"), ("setl_id", "S1"), ("med_list_name", "普通病房床位费（三人间）")],
+    )];
     (header(&SETL), setl, fee)
 }
 
@@ -195,13 +225,16 @@ fn parquet_and_csv_of_the_same_data_give_the_same_accepted_rows() {
         let (head, all) = read_csv(src);
         let all: Vec<Vec<String>> = all.into_iter().filter(|r| r.len() == head.len()).collect();
         let rows = &all[rows.start.min(all.len())..rows.end.min(all.len())];
-        let fields: Vec<arrow::datatypes::Field> =
-            head.iter().map(|h| arrow::datatypes::Field::new(h, arrow::datatypes::DataType::Utf8, true)).collect();
+        let fields: Vec<arrow::datatypes::Field> = head
+            .iter()
+            .map(|h| arrow::datatypes::Field::new(h, arrow::datatypes::DataType::Utf8, true))
+            .collect();
         let schema = std::sync::Arc::new(arrow::datatypes::Schema::new(fields));
         let cols: Vec<arrow::array::ArrayRef> = (0..head.len())
             .map(|j| {
-                std::sync::Arc::new(arrow::array::StringArray::from_iter_values(rows.iter().map(|r| r[j].clone())))
-                    as arrow::array::ArrayRef
+                std::sync::Arc::new(arrow::array::StringArray::from_iter_values(
+                    rows.iter().map(|r| r[j].clone()),
+                )) as arrow::array::ArrayRef
             })
             .collect();
         let batch = RecordBatch::try_new(schema.clone(), cols).unwrap();
@@ -214,8 +247,11 @@ fn parquet_and_csv_of_the_same_data_give_the_same_accepted_rows() {
     let r = ingest_dir(&pq_in, &out_pq);
     assert_eq!(r.table("fee").unwrap().files.len(), 2);
     for t in ["setl", "fee"] {
-        let a = arrow::compute::concat_batches(&read_table(&out_csv, t)[0].schema(), &read_table(&out_csv, t)).unwrap();
-        let b = arrow::compute::concat_batches(&read_table(&out_pq, t)[0].schema(), &read_table(&out_pq, t)).unwrap();
+        let a =
+            arrow::compute::concat_batches(&read_table(&out_csv, t)[0].schema(), &read_table(&out_csv, t))
+                .unwrap();
+        let b = arrow::compute::concat_batches(&read_table(&out_pq, t)[0].schema(), &read_table(&out_pq, t))
+            .unwrap();
         assert_eq!(a, b, "table {t}");
     }
 }
@@ -232,7 +268,8 @@ fn typed_parquet_input_is_read_without_conversion_loss() {
     let pq_in = tmp.path().join("pq");
     std::fs::create_dir(&pq_in).unwrap();
     for t in ["setl", "fee"] {
-        std::fs::copy(out1.join("data").join(format!("{t}.parquet")), pq_in.join(format!("{t}.parquet"))).unwrap();
+        std::fs::copy(out1.join("data").join(format!("{t}.parquet")), pq_in.join(format!("{t}.parquet")))
+            .unwrap();
     }
     let out2 = tmp.path().join("out2");
     let r = ingest_dir(&pq_in, &out2);
@@ -248,9 +285,10 @@ fn missing_tables_and_columns_are_clear_errors() {
     let input = tmp.path().join("in");
     std::fs::create_dir(&input).unwrap();
     write_csv(&input.join("setl.csv"), &header(&SETL), &[row(&SETL, &[])]);
-    let err = ingest::ingest(&input, &tmp.path().join("d"), &tmp.path().join("q"), &IngestOptions::new(codes()))
-        .unwrap_err()
-        .to_string();
+    let err =
+        ingest::ingest(&input, &tmp.path().join("d"), &tmp.path().join("q"), &IngestOptions::new(codes()))
+            .unwrap_err()
+            .to_string();
     assert!(err.contains("required table `fee`"), "{err}");
 
     let mut h = header(&FEE);
@@ -259,9 +297,10 @@ fn missing_tables_and_columns_are_clear_errors() {
     let mut r = row(&FEE, &[]);
     r.remove(pos);
     write_csv(&input.join("fee.csv"), &h, &[r]);
-    let err = ingest::ingest(&input, &tmp.path().join("d"), &tmp.path().join("q"), &IngestOptions::new(codes()))
-        .unwrap_err()
-        .to_string();
+    let err =
+        ingest::ingest(&input, &tmp.path().join("d"), &tmp.path().join("q"), &IngestOptions::new(codes()))
+            .unwrap_err()
+            .to_string();
     assert!(err.contains("fee.csv") && err.contains("pric（单价）"), "{err}");
 }
 
@@ -275,7 +314,8 @@ fn optional_tables_may_be_absent_and_optional_columns_too() {
     let keep = |f: &&medaudit::schema::FieldSpec| f.column_required();
     let h: Vec<String> = FEE.fields.iter().filter(keep).map(|f| f.name.to_string()).collect();
     let full = row(&FEE, &[]);
-    let r: Vec<String> = FEE.fields.iter().zip(full).filter(|(f, _)| f.column_required()).map(|(_, v)| v).collect();
+    let r: Vec<String> =
+        FEE.fields.iter().zip(full).filter(|(f, _)| f.column_required()).map(|(_, v)| v).collect();
     write_csv(&input.join("fee.csv"), &h, &[r]);
     let out = tmp.path().join("out");
     let rep = ingest_dir(&input, &out);
@@ -290,7 +330,10 @@ fn unknown_codes_are_accepted_and_counted() {
     let tmp = tempdir();
     let input = tmp.path().join("in");
     std::fs::create_dir(&input).unwrap();
-    let setl = vec![row(&SETL, &[("setl_id", "S1"), ("med_type", "9901")]), row(&SETL, &[("setl_id", "S2"), ("med_type", "9901")])];
+    let setl = vec![
+        row(&SETL, &[("setl_id", "S1"), ("med_type", "9901")]),
+        row(&SETL, &[("setl_id", "S2"), ("med_type", "9901")]),
+    ];
     write_csv(&input.join("setl.csv"), &header(&SETL), &setl);
     write_csv(&input.join("fee.csv"), &header(&FEE), &[row(&FEE, &[("chrgitm_lv", "07")])]);
     let r = ingest_dir(&input, &tmp.path().join("out"));
@@ -324,7 +367,8 @@ fn self_contradicting_rows_are_accepted_as_data_quality_findings() {
     write_csv(&input.join("fee.csv"), &header(&FEE), &fee);
     let r = ingest_dir(&input, &tmp.path().join("out"));
     assert_eq!(r.table("setl").unwrap().quarantined, 0);
-    let hits: Vec<(String, String)> = r.findings.iter().map(|f| (f.setl_id.clone(), f.rule_id.clone())).collect();
+    let hits: Vec<(String, String)> =
+        r.findings.iter().map(|f| (f.setl_id.clone(), f.rule_id.clone())).collect();
     let mut expected = vec![
         ("IDENT".to_string(), "DQ001".to_string()),
         ("DATES".into(), "DQ002".into()),
@@ -338,7 +382,11 @@ fn self_contradicting_rows_are_accepted_as_data_quality_findings() {
     assert_eq!(got, expected);
     for f in &r.findings {
         assert_eq!(f.category, "data_quality");
-        assert!(!f.detail.contains(&good_id) && !f.detail.contains(&bad_check), "full ID in detail: {}", f.detail);
+        assert!(
+            !f.detail.contains(&good_id) && !f.detail.contains(&bad_check),
+            "full ID in detail: {}",
+            f.detail
+        );
         assert!(!f.detail.contains("张三"));
     }
     let ident = r.findings.iter().find(|f| f.rule_id == "DQ001").unwrap();
@@ -362,17 +410,20 @@ fn a_mapping_file_reads_the_platform_backend_layout() {
     write_csv(&input.join("FEE_LIST_D.csv"), &rename(&header(&FEE), "fee"), &[row(&FEE, &[])]);
     write_csv(&input.join("pay.csv"), &header(&PAY), &[row(&PAY, &[])]);
     let mut o = IngestOptions::new(codes());
-    o.mapping = ingest::Mapping::load(&crate::common::repo().join("datasets/mappings/platform_backend.toml")).unwrap();
+    o.mapping = ingest::Mapping::load(&crate::common::repo().join("datasets/mappings/platform_backend.toml"))
+        .unwrap();
     let out = tmp.path().join("out");
     let r = ingest::ingest(&input, &out.join("data"), &out.join("quarantine"), &o).unwrap();
     assert_eq!(r.table("setl").unwrap().accepted, 1);
     assert_eq!(r.table("fee").unwrap().accepted, 1);
     assert_eq!(r.table("pay").unwrap().accepted, 1);
     let setl = read_table(&out, "setl");
-    let inscp = setl[0].column_by_name("inscp_scp_amt").unwrap().as_primitive::<arrow::datatypes::Decimal128Type>();
+    let inscp =
+        setl[0].column_by_name("inscp_scp_amt").unwrap().as_primitive::<arrow::datatypes::Decimal128Type>();
     assert_eq!(inscp.value(0), 100_000);
     // Without the mapping the same folder is missing its tables.
-    let err = ingest::ingest(&input, &out.join("d2"), &out.join("q2"), &IngestOptions::new(codes())).unwrap_err();
+    let err =
+        ingest::ingest(&input, &out.join("d2"), &out.join("q2"), &IngestOptions::new(codes())).unwrap_err();
     assert!(err.to_string().contains("required table `setl`"));
 }
 

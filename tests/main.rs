@@ -2,7 +2,9 @@
 
 mod benefit_tests;
 mod common;
+mod e2e_tests;
 mod gen_tests;
 mod ingest_tests;
 mod rules_tests;
+mod run_tests;
 mod sample_tests;

@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use medaudit::engine::{
-    Defaults, RuleConfig, RuleSet, RuleStatus, Tables, render_list, render_show, run_fixture, run_rules, session,
-    write_dataset,
+    Defaults, RuleConfig, RuleSet, RuleStatus, Tables, render_list, render_show, run_fixture, run_rules,
+    session, write_dataset,
 };
 
 use crate::common::{repo, tempdir};
@@ -91,17 +91,30 @@ async fn every_rule_fixture_passes() {
     }
     for r in &rules.rules {
         if !covered.contains(&r.id) {
-            failures.push(format!("rule {} ({}) has no fixture tests/rules/{}.toml", r.id, r.path.display(), r.id));
+            failures.push(format!(
+                "rule {} ({}) has no fixture tests/rules/{}.toml",
+                r.id,
+                r.path.display(),
+                r.id
+            ));
         }
     }
-    assert!(failures.is_empty(), "{} of {} fixtures fail:\n  {}", failures.len(), files.len(), failures.join("\n  "));
+    assert!(
+        failures.is_empty(),
+        "{} of {} fixtures fail:\n  {}",
+        failures.len(),
+        files.len(),
+        failures.join("\n  ")
+    );
 }
 
 #[test]
 fn shipped_rules_load_with_complete_documentation() {
     let rules = RuleSet::load_default().unwrap();
     let ids: Vec<&str> = rules.rules.iter().map(|r| r.id.as_str()).collect();
-    for id in ["IMP001", "IMP002", "IMP003", "IMP004", "IMP005", "DUP001", "DUP002", "DUP003", "DUP004", "DUP005"] {
+    for id in
+        ["IMP001", "IMP002", "IMP003", "IMP004", "IMP005", "DUP001", "DUP002", "DUP003", "DUP004", "DUP005"]
+    {
         assert!(ids.contains(&id), "{id} missing from {ids:?}");
     }
     for id in ["OOA001", "OOA002", "SPL001", "PHS001", "INJ001"] {
@@ -109,12 +122,18 @@ fn shipped_rules_load_with_complete_documentation() {
     }
     for r in &rules.rules {
         let family = r.path.parent().and_then(|p| p.file_name()).unwrap().to_string_lossy().to_string();
-        assert_eq!(family, r.category, "{} lives in queries/{family}/ but its category is {}", r.id, r.category);
+        assert_eq!(
+            family, r.category,
+            "{} lives in queries/{family}/ but its category is {}",
+            r.id, r.category
+        );
     }
     let list = render_list(&rules, &RuleConfig::default());
     assert!(list.contains("IMP001") && list.contains("同一人同期在两家机构住院") && list.contains("enabled"));
     let show = render_show(rules.get("SPL001").unwrap());
-    for part in ["What it checks", "Why it matters", "Example", "Basis", "scheduled_prefixes", "Z51.1", "SELECT"] {
+    for part in
+        ["What it checks", "Why it matters", "Example", "Basis", "scheduled_prefixes", "Z51.1", "SELECT"]
+    {
         assert!(show.contains(part), "rules show lacks {part}:\n{show}");
     }
 }
@@ -125,7 +144,11 @@ fn rule_file_errors_name_the_file_and_the_reason() {
     let cases: &[(&str, String, &str)] = &[
         ("NOH001_x.sql", "SELECT 1".to_string(), "must start with"),
         ("BAD001_x.sql", "/*\nid = \"BAD001\"\nname = \n*/\nSELECT 1".to_string(), "bad TOML header"),
-        ("CAT001_x.sql", rule_text("CAT001", "", "SELECT 1").replace("duplicate_billing", "fraud"), "category `fraud`"),
+        (
+            "CAT001_x.sql",
+            rule_text("CAT001", "", "SELECT 1").replace("duplicate_billing", "fraud"),
+            "category `fraud`",
+        ),
         ("SEV001_x.sql", rule_text("SEV001", "", "SELECT 1").replace("\"medium\"", "\"urgent\""), "severity"),
         ("PAR001_x.sql", rule_text("PAR001", "", "SELECT ${nope}"), "${nope}"),
         (
@@ -150,7 +173,10 @@ fn rule_file_errors_name_the_file_and_the_reason() {
     write_rule(&a, "DUPX01_one.sql", &rule_text("DUPX01", "", "SELECT 1"));
     write_rule(&b, "DUPX01_two.sql", &rule_text("DUPX01", "", "SELECT 1"));
     let e = RuleSet::load(&[a, b]).unwrap_err().to_string();
-    assert!(e.contains("DUPX01_two.sql") && e.contains("DUPX01_one.sql") && e.contains("already defined"), "{e}");
+    assert!(
+        e.contains("DUPX01_two.sql") && e.contains("DUPX01_one.sql") && e.contains("already defined"),
+        "{e}"
+    );
 }
 
 const TWO_SETTLEMENTS: &str = r#"
@@ -239,7 +265,11 @@ async fn config_disables_overrides_and_adds_rules() {
     write_rule(
         &mine,
         "USR001_all_inpatient.sql",
-        &rule_text("USR001", "", "SELECT setl_id, fund_pay AS amount_at_risk, '住院' AS detail FROM setl_valid"),
+        &rule_text(
+            "USR001",
+            "",
+            "SELECT setl_id, fund_pay AS amount_at_risk, '住院' AS detail FROM setl_valid",
+        ),
     );
     write_rule(
         &mine,
@@ -249,7 +279,11 @@ async fn config_disables_overrides_and_adds_rules() {
     write_rule(
         &mine,
         "USR003_float.sql",
-        &rule_text("USR003", "", "SELECT setl_id, CAST(1.5 AS DOUBLE) AS amount_at_risk, 'x' AS detail FROM setl"),
+        &rule_text(
+            "USR003",
+            "",
+            "SELECT setl_id, CAST(1.5 AS DOUBLE) AS amount_at_risk, 'x' AS detail FROM setl",
+        ),
     );
     let cfg = write_rule(
         t.path(),
@@ -267,7 +301,9 @@ async fn config_disables_overrides_and_adds_rules() {
     assert_eq!(run("SPL001").status, RuleStatus::Ran);
     assert_eq!(run("SPL001").findings, 0, "days = 5 must not flag a readmission 10 days later");
     assert_eq!(run("USR001").findings, 2);
-    assert!(matches!(run("USR002").status, RuleStatus::Failed(ref m) if m.contains("USR002_broken.sql") && m.contains("no_such_column")));
+    assert!(
+        matches!(run("USR002").status, RuleStatus::Failed(ref m) if m.contains("USR002_broken.sql") && m.contains("no_such_column"))
+    );
     assert!(matches!(run("USR003").status, RuleStatus::Failed(ref m) if m.contains("decimal")));
     // Without the override the readmission 10 days after discharge is flagged.
     let out = run_rules(&ctx, &rules, &RuleConfig::default(), "run-8").await.unwrap();
@@ -279,7 +315,15 @@ async fn config_disables_overrides_and_adds_rules() {
     });
     let b = b.expect("an SPL001 finding");
     assert_eq!(b.schema(), medaudit::schema::findings_schema());
-    let col = |n: &str| b.column_by_name(n).unwrap().as_any().downcast_ref::<arrow::array::StringArray>().unwrap().value(0).to_string();
+    let col = |n: &str| {
+        b.column_by_name(n)
+            .unwrap()
+            .as_any()
+            .downcast_ref::<arrow::array::StringArray>()
+            .unwrap()
+            .value(0)
+            .to_string()
+    };
     assert_eq!(col("setl_id"), "A2");
     assert_eq!(col("psn_no"), "P1");
     assert_eq!(col("fixmedins_code"), "H001");
@@ -321,13 +365,29 @@ async fn missing_table_skips_the_rule() {
 async fn fixture_runner_reports_wrong_expectations() {
     let t = tempdir();
     let rules = RuleSet::load_default().unwrap();
-    let f = write_rule(t.path(), "SPL001_wrong.toml", &READMISSION.replace("flagged = [\"A2\"]", "flagged = [\"A1\"]"));
+    let f = write_rule(
+        t.path(),
+        "SPL001_wrong.toml",
+        &READMISSION.replace("flagged = [\"A2\"]", "flagged = [\"A1\"]"),
+    );
     let r = run_fixture(&f, &rules, &defaults(), &kb(), &codes()).await.unwrap();
     assert_eq!(r.rule_id, "SPL001");
     assert!(!r.passed());
-    assert!(r.problems.iter().any(|p| p.contains("not flagged but expected") && p.contains("A1")), "{:?}", r.problems);
-    assert!(r.problems.iter().any(|p| p.contains("flagged but not expected") && p.contains("A2")), "{:?}", r.problems);
-    let f = write_rule(t.path(), "SPL001_all.toml", &READMISSION.replace("flagged = [\"A2\"]", "flagged = [\"A1\", \"A2\"]"));
+    assert!(
+        r.problems.iter().any(|p| p.contains("not flagged but expected") && p.contains("A1")),
+        "{:?}",
+        r.problems
+    );
+    assert!(
+        r.problems.iter().any(|p| p.contains("flagged but not expected") && p.contains("A2")),
+        "{:?}",
+        r.problems
+    );
+    let f = write_rule(
+        t.path(),
+        "SPL001_all.toml",
+        &READMISSION.replace("flagged = [\"A2\"]", "flagged = [\"A1\", \"A2\"]"),
+    );
     let r = run_fixture(&f, &rules, &defaults(), &kb(), &codes()).await.unwrap();
     assert!(r.problems.iter().any(|p| p.contains("near-miss")), "{:?}", r.problems);
 }

@@ -22,7 +22,12 @@ the line's fund-paid part, 120.00 yuan, is at risk."""
 --     line; a line refunded in full disappears; unlinked negative lines are ignored;
 --   * the fund-paid part of a line is inscp_scp_amt where the export carries it, else
 --     det_item_fee_sumamt - fulamt_ownpay_amt (0 when absent); a line of class 丙 (chrgitm_lv 03) or
---     whose fund-paid part is 0 costs the fund nothing and is not flagged.
+--     whose fund-paid part is 0 costs the fund nothing and is not flagged;
+--   * plan shape: the knowledge-base relation comes first in its join with fee, so that it is the
+--     hash-join build side (DataFusion builds from the left input and pushes the KB codes into the
+--     fee scan as a dynamic filter); the refund totals are the build side of a RIGHT JOIN onto the
+--     lines; refund columns are named refund_* (a column name shared with fee through that join
+--     gets mixed up by DataFusion 55's filter pushdown).
 WITH kb AS (
     SELECT DISTINCT med_list_codg, med_list_name AS kb_name, limit_gender, gend AS kb_gend
     FROM kb_item_limit_gender
@@ -30,21 +35,20 @@ WITH kb AS (
 ),
 refund AS (
     SELECT r.init_feedetl_sn,
-           SUM(r.cnt) AS cnt,
-           SUM(COALESCE(r.inscp_scp_amt, r.det_item_fee_sumamt - COALESCE(r.fulamt_ownpay_amt, 0))) AS fund
-    FROM fee r
-    JOIN (SELECT DISTINCT med_list_codg FROM kb) k ON k.med_list_codg = r.med_list_codg
+           SUM(r.cnt) AS refund_cnt,
+           SUM(COALESCE(r.inscp_scp_amt, r.det_item_fee_sumamt - COALESCE(r.fulamt_ownpay_amt, 0))) AS refund_fund
+    FROM (SELECT DISTINCT med_list_codg FROM kb) k
+    JOIN fee r ON r.med_list_codg = k.med_list_codg
     WHERE r.init_feedetl_sn <> ''
     GROUP BY r.init_feedetl_sn
 ),
 line AS (
     SELECT f.feedetl_sn, f.setl_id, f.fee_ocur_time, f.med_list_codg, kb.kb_name, kb.limit_gender, kb.kb_gend,
-           f.cnt + COALESCE(r.cnt, 0) AS cnt,
-           COALESCE(f.inscp_scp_amt, f.det_item_fee_sumamt - COALESCE(f.fulamt_ownpay_amt, 0))
-               + COALESCE(r.fund, 0) AS fund
-    FROM fee f
-    JOIN kb ON kb.med_list_codg = f.med_list_codg
-    LEFT JOIN refund r ON r.init_feedetl_sn = f.feedetl_sn
+           CAST(f.cnt + COALESCE(r.refund_cnt, 0) AS DECIMAL(20, 4)) AS cnt,
+           CAST(COALESCE(f.inscp_scp_amt, f.det_item_fee_sumamt - COALESCE(f.fulamt_ownpay_amt, 0))
+                + COALESCE(r.refund_fund, 0) AS DECIMAL(20, 2)) AS fund
+    FROM refund r
+    RIGHT JOIN (kb JOIN fee f ON f.med_list_codg = kb.med_list_codg) ON r.init_feedetl_sn = f.feedetl_sn
     WHERE COALESCE(f.init_feedetl_sn, '') = ''
       AND f.cnt > 0
       AND COALESCE(f.chrgitm_lv, '') <> '03'

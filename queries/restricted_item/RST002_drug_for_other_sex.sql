@@ -38,22 +38,21 @@ WITH kb AS (
 ),
 refund AS (
     SELECT r.init_feedetl_sn,
-           SUM(r.cnt) AS cnt,
-           SUM(COALESCE(r.inscp_scp_amt, r.det_item_fee_sumamt - COALESCE(r.fulamt_ownpay_amt, 0))) AS fund
-    FROM fee r
-    JOIN (SELECT DISTINCT med_list_codg FROM kb) k ON k.med_list_codg = r.med_list_codg
+           SUM(r.cnt) AS refund_cnt,
+           SUM(COALESCE(r.inscp_scp_amt, r.det_item_fee_sumamt - COALESCE(r.fulamt_ownpay_amt, 0))) AS refund_fund
+    FROM (SELECT DISTINCT med_list_codg FROM kb) k
+    JOIN fee r ON r.med_list_codg = k.med_list_codg
     WHERE r.init_feedetl_sn <> ''
     GROUP BY r.init_feedetl_sn
 ),
 line AS (
     SELECT f.feedetl_sn, f.setl_id, f.fee_ocur_time, f.med_list_codg, kb.kb_name, kb.limit_gender, kb.kb_gend,
            kb.other_indications,
-           f.cnt + COALESCE(r.cnt, 0) AS cnt,
-           COALESCE(f.inscp_scp_amt, f.det_item_fee_sumamt - COALESCE(f.fulamt_ownpay_amt, 0))
-               + COALESCE(r.fund, 0) AS fund
-    FROM fee f
-    JOIN kb ON kb.med_list_codg = f.med_list_codg
-    LEFT JOIN refund r ON r.init_feedetl_sn = f.feedetl_sn
+           CAST(f.cnt + COALESCE(r.refund_cnt, 0) AS DECIMAL(20, 4)) AS cnt,
+           CAST(COALESCE(f.inscp_scp_amt, f.det_item_fee_sumamt - COALESCE(f.fulamt_ownpay_amt, 0))
+                + COALESCE(r.refund_fund, 0) AS DECIMAL(20, 2)) AS fund
+    FROM refund r
+    RIGHT JOIN (kb JOIN fee f ON f.med_list_codg = kb.med_list_codg) ON r.init_feedetl_sn = f.feedetl_sn
     WHERE COALESCE(f.init_feedetl_sn, '') = ''
       AND f.cnt > 0
       AND COALESCE(f.chrgitm_lv, '') <> '03'

@@ -59,7 +59,11 @@ impl RuleConfig {
         Ok(RuleConfig {
             disable: f.disable.into_iter().collect(),
             params: f.params,
-            rule_dirs: f.rule_dirs.into_iter().map(|d| if d.is_relative() { base.join(d) } else { d }).collect(),
+            rule_dirs: f
+                .rule_dirs
+                .into_iter()
+                .map(|d| if d.is_relative() { base.join(d) } else { d })
+                .collect(),
             path: Some(path.to_path_buf()),
         })
     }
@@ -90,7 +94,10 @@ impl RuleConfig {
     pub fn validate(&self, rules: &RuleSet) -> Result<()> {
         for id in &self.disable {
             if rules.get(id).is_none() {
-                return Err(Error::config(self.where_(), format!("`disable` names rule {id}, which does not exist")));
+                return Err(Error::config(
+                    self.where_(),
+                    format!("`disable` names rule {id}, which does not exist"),
+                ));
             }
         }
         for (id, ps) in &self.params {
@@ -121,7 +128,10 @@ impl RuleConfig {
         if let Some(ps) = self.params.get(&rule.id) {
             for (name, v) in ps {
                 let decl = rule.param(name).ok_or_else(|| {
-                    Error::config(self.where_(), format!("[params.{}] sets undeclared parameter `{name}`", rule.id))
+                    Error::config(
+                        self.where_(),
+                        format!("[params.{}] sets undeclared parameter `{name}`", rule.id),
+                    )
                 })?;
                 let pv = ParamValue::from_toml(decl.ty, v)
                     .map_err(|m| Error::config(self.where_(), format!("[params.{}] {name}: {m}", rule.id)))?;

@@ -10,7 +10,8 @@ pub fn render_list(rules: &RuleSet, config: &RuleConfig) -> String {
     let mut out = String::new();
     let w_cat = rules.rules.iter().map(|r| r.category.len()).max().unwrap_or(8).max(8);
     let w_id = rules.rules.iter().map(|r| r.id.len()).max().unwrap_or(6).max(6);
-    let _ = writeln!(out, "{:<w_id$}  {:<w_cat$}  {:<8}  {:<8}  TITLE", "ID", "CATEGORY", "SEVERITY", "STATUS");
+    let _ =
+        writeln!(out, "{:<w_id$}  {:<w_cat$}  {:<8}  {:<8}  TITLE", "ID", "CATEGORY", "SEVERITY", "STATUS");
     for r in &rules.rules {
         let status = if config.is_enabled(&r.id) { "enabled" } else { "disabled" };
         let configured = if config.params.contains_key(&r.id) { " (configured)" } else { "" };
@@ -26,7 +27,11 @@ pub fn render_list(rules: &RuleSet, config: &RuleConfig) -> String {
         );
     }
     let enabled = rules.rules.iter().filter(|r| config.is_enabled(&r.id)).count();
-    let _ = writeln!(out, "\n{} rules, {enabled} enabled. `medaudit rules show ID` prints one.", rules.rules.len());
+    let _ = writeln!(
+        out,
+        "\n{} rules, {enabled} enabled. `medaudit rules show ID` prints one.",
+        rules.rules.len()
+    );
     out
 }
 

@@ -34,8 +34,10 @@ pub struct Defaults {
 
 impl Defaults {
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io("reading fixture defaults", path, e))?;
-        let t: toml::Table = toml::from_str(&text).map_err(|e| Error::config(path, format!("bad TOML: {e}")))?;
+        let text =
+            std::fs::read_to_string(path).map_err(|e| Error::io("reading fixture defaults", path, e))?;
+        let t: toml::Table =
+            toml::from_str(&text).map_err(|e| Error::config(path, format!("bad TOML: {e}")))?;
         let mut tables = BTreeMap::new();
         for (k, v) in t {
             let spec = crate::schema::table(&k)
@@ -121,7 +123,9 @@ fn parse_fixture(path: &Path) -> Result<Fixture> {
                                 toml::Value::Integer(i) => Some(Decimal::from(*i)),
                                 _ => None,
                             }
-                            .ok_or_else(|| err(format!("[expect] amounts.{id}: write the amount as a string")))?;
+                            .ok_or_else(|| {
+                                err(format!("[expect] amounts.{id}: write the amount as a string"))
+                            })?;
                             fx.amounts.insert(id, d);
                         }
                     }
@@ -225,7 +229,8 @@ fn rule_for(stem: &str, explicit: Option<&str>, rules: &RuleSet) -> Option<Strin
         .iter()
         .map(|r| r.id.as_str())
         .filter(|id| {
-            stem == *id || stem.strip_prefix(id).is_some_and(|rest| rest.starts_with('_') || rest.starts_with('-'))
+            stem == *id
+                || stem.strip_prefix(id).is_some_and(|rest| rest.starts_with('_') || rest.starts_with('-'))
         })
         .max_by_key(|id| id.len())
         .map(|s| s.to_string())
@@ -242,8 +247,9 @@ pub async fn run_fixture(
 ) -> Result<FixtureReport> {
     let fx = parse_fixture(path)?;
     let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
-    let rule_id = rule_for(stem, fx.rule.as_deref(), rules)
-        .ok_or_else(|| Error::config(path, "no rule with this id: name the file <ID>.toml or set [expect] rule"))?;
+    let rule_id = rule_for(stem, fx.rule.as_deref(), rules).ok_or_else(|| {
+        Error::config(path, "no rule with this id: name the file <ID>.toml or set [expect] rule")
+    })?;
     let rule = rules
         .get(&rule_id)
         .ok_or_else(|| Error::config(path, format!("[expect] rule {rule_id} does not exist")))?
@@ -265,8 +271,11 @@ pub async fn run_fixture(
             return Err(e);
         }
     };
-    let tables =
-        Tables { data_dir: data_dir.clone(), kb_dirs: vec![kb_default.to_path_buf(), kb_dir], codes: codes.into() };
+    let tables = Tables {
+        data_dir: data_dir.clone(),
+        kb_dirs: vec![kb_default.to_path_buf(), kb_dir],
+        codes: codes.into(),
+    };
     let one = RuleSet { rules: vec![rule] };
     let mut config = RuleConfig::default();
     for (k, v) in &fx.params {
@@ -314,7 +323,9 @@ pub async fn run_fixture(
         }
     }
     if all_setl.difference(&report.expected).next().is_none() {
-        report.problems.push("no near-miss: every fixture needs a settlement that must not be flagged".into());
+        report
+            .problems
+            .push("no near-miss: every fixture needs a settlement that must not be flagged".into());
     }
     for (id, want) in &fx.amounts {
         match amounts.get(id) {
@@ -406,7 +417,9 @@ fn resolve_rows(
             let v = match v {
                 toml::Value::String(t) if t.contains('{') => {
                     let s_row = r.get("setl_id").and_then(|v| v.as_str()).and_then(|id| setl.get(id));
-                    toml::Value::String(expand(t, r, s_row).map_err(|m| format!("[[{}]] row {}: {m}", spec.name, i + 1))?)
+                    toml::Value::String(
+                        expand(t, r, s_row).map_err(|m| format!("[[{}]] row {}: {m}", spec.name, i + 1))?,
+                    )
                 }
                 other => other.clone(),
             };
@@ -423,7 +436,11 @@ fn build_batch(spec: &TableSpec, rows: &[Row]) -> std::result::Result<RecordBatc
         let mut values: Vec<Option<toml::Value>> = Vec::with_capacity(rows.len());
         for (i, r) in rows.iter().enumerate() {
             let v = match r.get(f.name) {
-                Some(toml::Value::String(s)) if s.is_empty() && !matches!(f.kind, Kind::Text | Kind::Code) => None,
+                Some(toml::Value::String(s))
+                    if s.is_empty() && !matches!(f.kind, Kind::Text | Kind::Code) =>
+                {
+                    None
+                }
                 other => other.cloned(),
             };
             if v.is_none() && f.value_required() {
@@ -478,7 +495,9 @@ fn build_batch(spec: &TableSpec, rows: &[Row]) -> std::result::Result<RecordBatc
                                     NaiveDate::parse_from_str(s, "%Y-%m-%d")
                                         .map(|d| d.and_hms_opt(0, 0, 0).unwrap_or_default())
                                 })
-                                .map_err(|_| ctx(i, format!("{s:?} is not a timestamp YYYY-MM-DD HH:MM:SS")))?;
+                                .map_err(|_| {
+                                    ctx(i, format!("{s:?} is not a timestamp YYYY-MM-DD HH:MM:SS"))
+                                })?;
                             b.append_value(t.and_utc().timestamp());
                         }
                     }
@@ -496,7 +515,9 @@ fn build_batch(spec: &TableSpec, rows: &[Row]) -> std::result::Result<RecordBatc
                                 toml::Value::Integer(n) => Some(Decimal::from(*n)),
                                 _ => None,
                             }
-                            .ok_or_else(|| ctx(i, format!("{v} is not a decimal: write it as a string \"12.34\"")))?;
+                            .ok_or_else(|| {
+                                ctx(i, format!("{v} is not a decimal: write it as a string \"12.34\""))
+                            })?;
                             if d.scale() > scale as u32 {
                                 return Err(ctx(i, format!("{d} has more than {scale} decimals")));
                             }
@@ -505,7 +526,9 @@ fn build_batch(spec: &TableSpec, rows: &[Row]) -> std::result::Result<RecordBatc
                     }
                 }
                 Arc::new(
-                    b.finish().with_precision_and_scale(precision, scale).map_err(|e| format!("{}: {e}", f.name))?,
+                    b.finish()
+                        .with_precision_and_scale(precision, scale)
+                        .map_err(|e| format!("{}: {e}", f.name))?,
                 )
             }
         };

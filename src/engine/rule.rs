@@ -130,7 +130,9 @@ impl ParamValue {
             }
             ParamValue::Text(s) => quote(s),
             ParamValue::TextList(v) if v.is_empty() => "(NULL)".to_string(),
-            ParamValue::TextList(v) => format!("({})", v.iter().map(|s| quote(s)).collect::<Vec<_>>().join(", ")),
+            ParamValue::TextList(v) => {
+                format!("({})", v.iter().map(|s| quote(s)).collect::<Vec<_>>().join(", "))
+            }
             ParamValue::Date(d) => format!("DATE '{}'", d.format("%Y-%m-%d")),
             ParamValue::Bool(b) => if *b { "TRUE" } else { "FALSE" }.to_string(),
         }
@@ -274,9 +276,12 @@ impl Rule {
         let err = |m: String| Error::config(path, m);
         let t = text.trim_start_matches('\u{feff}').trim_start();
         let Some(body) = t.strip_prefix("/*") else {
-            return Err(err("a rule file must start with a `/* ... */` comment holding its TOML header".into()));
+            return Err(err(
+                "a rule file must start with a `/* ... */` comment holding its TOML header".into()
+            ));
         };
-        let end = body.find("*/").ok_or_else(|| err("the header comment `/*` is never closed by `*/`".into()))?;
+        let end =
+            body.find("*/").ok_or_else(|| err("the header comment `/*` is never closed by `*/`".into()))?;
         let header_text = &body[..end];
         let sql = body[end + 2..].trim();
         let sql = sql.strip_suffix(';').unwrap_or(sql).trim_end().to_string();
@@ -346,7 +351,9 @@ impl Rule {
             .collect();
         for u in &used {
             if !params.iter().any(|p| p.name == *u) {
-                return Err(err(format!("`${{{u}}}` is used in the SQL but not declared under [params.{u}]")));
+                return Err(err(format!(
+                    "`${{{u}}}` is used in the SQL but not declared under [params.{u}]"
+                )));
             }
         }
         for p in &params {

@@ -94,8 +94,12 @@ pub async fn run_rules(
             out.runs.push(run);
             continue;
         }
-        let missing: Vec<&str> =
-            rule.requires.iter().filter(|t| !ctx.table_exist(t.as_str()).unwrap_or(false)).map(|s| s.as_str()).collect();
+        let missing: Vec<&str> = rule
+            .requires
+            .iter()
+            .filter(|t| !ctx.table_exist(t.as_str()).unwrap_or(false))
+            .map(|s| s.as_str())
+            .collect();
         if !missing.is_empty() {
             run.status = RuleStatus::Skipped(format!("missing table {}", missing.join(", ")));
             out.runs.push(run);
@@ -145,7 +149,8 @@ pub async fn run_one(
         None => {}
     }
     let default_sev = sev_rank(rule.severity);
-    let sns = if col("feedetl_sns").is_some() { "CAST(feedetl_sns AS VARCHAR)" } else { "CAST(NULL AS VARCHAR)" };
+    let sns =
+        if col("feedetl_sns").is_some() { "CAST(feedetl_sns AS VARCHAR)" } else { "CAST(NULL AS VARCHAR)" };
     let sev = if col("severity").is_some() {
         format!(
             "CASE lower(trim(CAST(severity AS VARCHAR))) WHEN 'high' THEN 3 WHEN 'medium' THEN 2 \
@@ -154,7 +159,8 @@ pub async fn run_one(
     } else {
         default_sev.to_string()
     };
-    let et = if col("entity_type").is_some() { "CAST(entity_type AS VARCHAR)" } else { "CAST(NULL AS VARCHAR)" };
+    let et =
+        if col("entity_type").is_some() { "CAST(entity_type AS VARCHAR)" } else { "CAST(NULL AS VARCHAR)" };
     let eid = if col("entity_id").is_some() { "CAST(entity_id AS VARCHAR)" } else { "CAST(NULL AS VARCHAR)" };
     let wrapped = format!(
         "WITH rule_rows AS (
@@ -219,7 +225,9 @@ fn conform(b: &RecordBatch) -> Result<RecordBatch> {
     let schema = findings_schema();
     let mut cols = Vec::with_capacity(schema.fields().len());
     for f in schema.fields() {
-        let c = b.column_by_name(f.name()).ok_or_else(|| crate::other_err!("findings lack column {}", f.name()))?;
+        let c = b
+            .column_by_name(f.name())
+            .ok_or_else(|| crate::other_err!("findings lack column {}", f.name()))?;
         let c = if c.data_type() == f.data_type() {
             c.clone()
         } else {

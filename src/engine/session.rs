@@ -140,7 +140,8 @@ async fn register_parquet(
     path: &Path,
     spec: &crate::schema::TableSpec,
 ) -> Result<()> {
-    let table_url = ListingTableUrl::parse(&url).map_err(|e| Error::df(format!("table {name} at {url}"), e))?;
+    let table_url =
+        ListingTableUrl::parse(&url).map_err(|e| Error::df(format!("table {name} at {url}"), e))?;
     let options = ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
     let file_schema = options
         .infer_schema(&ctx.state(), &table_url)
@@ -203,7 +204,9 @@ fn kb_files(dirs: &[PathBuf]) -> Result<std::collections::BTreeMap<String, PathB
                 continue;
             }
             let stem = p.file_stem().and_then(|s| s.to_str()).unwrap_or("").to_string();
-            if stem.is_empty() || !stem.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') {
+            if stem.is_empty()
+                || !stem.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            {
                 return Err(Error::config(
                     &p,
                     "a knowledge-base file name must be lower-case letters, digits and `_` (it becomes table kb_<name>)",
@@ -219,10 +222,11 @@ fn kb_files(dirs: &[PathBuf]) -> Result<std::collections::BTreeMap<String, PathB
 /// after its header. Empty fields read as null.
 pub(crate) async fn register_csv(ctx: &SessionContext, name: &str, path: &Path) -> Result<()> {
     let bytes = std::fs::read(path).map_err(|e| Error::io("reading", path, e))?;
-    let text = std::str::from_utf8(&bytes).map_err(|_| {
-        Error::config(path, "not UTF-8: convert it first (e.g. `iconv -f GB18030 -t UTF-8`)")
-    })?;
-    let mut rdr = csv::ReaderBuilder::new().has_headers(true).from_reader(text.trim_start_matches('\u{feff}').as_bytes());
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|_| Error::config(path, "not UTF-8: convert it first (e.g. `iconv -f GB18030 -t UTF-8`)"))?;
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .from_reader(text.trim_start_matches('\u{feff}').as_bytes());
     let headers = rdr.headers().map_err(|e| Error::config(path, format!("bad CSV header: {e}")))?.clone();
     let mut fields = Vec::new();
     for h in headers.iter() {

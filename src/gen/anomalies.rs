@@ -140,8 +140,9 @@ impl Plan {
     pub fn new(seed: u64, settlements: u64, rate: f64, malformed: bool, csv: bool, calendar: bool) -> Self {
         let _ = seed;
         let n_chunks = settlements.div_ceil(CHUNK).max(1);
-        let targets: Vec<u64> =
-            (0..n_chunks).map(|i| if i + 1 < n_chunks { CHUNK } else { settlements - CHUNK * (n_chunks - 1) }).collect();
+        let targets: Vec<u64> = (0..n_chunks)
+            .map(|i| if i + 1 < n_chunks { CHUNK } else { settlements - CHUNK * (n_chunks - 1) })
+            .collect();
         let n = settlements as f64;
         let anomalies = (rate * n / 2.2).ceil();
         let controls = (rate * 0.6 * n / 2.5).ceil();
@@ -174,7 +175,8 @@ impl Plan {
             }
         }
         list.sort_by_key(|&(k, i, _)| (k, i));
-        let full = if n_chunks > 1 && targets[n_chunks as usize - 1] < CHUNK { n_chunks - 1 } else { n_chunks };
+        let full =
+            if n_chunks > 1 && targets[n_chunks as usize - 1] < CHUNK { n_chunks - 1 } else { n_chunks };
         let mut tasks = vec![Vec::new(); n_chunks as usize];
         tasks[0].push(Task::Anchor);
         let total = list.len() as u64;
@@ -187,8 +189,13 @@ impl Plan {
 }
 
 /// Plain diagnoses used for instance stays: adult, either sex, no operation needed.
-const PLAIN: &[&str] =
-    &["J18.900", "I63.900", "J44.100", "I25.103", "K29.700", "E11.900", "M51.202", "G45.900", "I50.900", "J20.900"];
+const PLAIN: &[&str] = &[
+    "J18.900", "I63.900", "J44.100", "I25.103", "K29.700", "E11.900", "M51.202", "G45.900", "I50.900",
+    "J20.900",
+];
+/// The same without period-limited tests (for instances that copy a stay).
+const PLAIN_COPYABLE: &[&str] =
+    &["J18.900", "I63.900", "J44.100", "I25.103", "K29.700", "M51.202", "G45.900", "I50.900", "J20.900"];
 
 /// Duplicate-charging pairs safe to inject alone: (main, sub, sub is a daily charge).
 fn injectable_pairs(a: &Assets) -> &'static Vec<(u32, u32, bool)> {
@@ -203,10 +210,14 @@ fn injectable_pairs(a: &Assets) -> &'static Vec<(u32, u32, bool)> {
                 || kb.period.iter().any(|x| x.0 == i)
                 || kb.surgery_item_group.contains_key(&i)
         };
-        let daily = |i: u32| ["bed", "nursing2", "consult_ip"].iter().any(|r| a.roles.get(*r).is_some_and(|v| v[0] == i));
+        let daily = |i: u32| {
+            ["bed", "nursing2", "consult_ip"].iter().any(|r| a.roles.get(*r).is_some_and(|v| v[0] == i))
+        };
         kb.pairs
             .iter()
-            .filter(|p| !restricted(p.main) && !kb.freq.contains_key(&p.main) && !a.bill[p.main as usize].clean)
+            .filter(|p| {
+                !restricted(p.main) && !kb.freq.contains_key(&p.main) && !a.bill[p.main as usize].clean
+            })
             .filter(|p| daily(p.sub) || (!restricted(p.sub) && !kb.freq.contains_key(&p.sub)))
             .map(|p| (p.main, p.sub, daily(p.sub)))
             .collect()
@@ -225,7 +236,14 @@ fn free_item(a: &Assets, i: u32) -> bool {
 }
 
 impl Gen<'_> {
-    fn spec_label(&mut self, anomaly: &str, s: &Spec, table: &'static str, entity: Entity, note: &str) -> LSpec {
+    fn spec_label(
+        &mut self,
+        anomaly: &str,
+        s: &Spec,
+        table: &'static str,
+        entity: Entity,
+        note: &str,
+    ) -> LSpec {
         LSpec {
             anomaly: anomaly.to_string(),
             role: s.role,
@@ -241,7 +259,14 @@ impl Gen<'_> {
         self.spec_label(id, s, "setl", Entity::Settlement, note)
     }
 
-    fn lab_as(&mut self, id: &str, role: Role, kind: &'static str, subkind: &'static str, note: &str) -> LSpec {
+    fn lab_as(
+        &mut self,
+        id: &str,
+        role: Role,
+        kind: &'static str,
+        subkind: &'static str,
+        note: &str,
+    ) -> LSpec {
         LSpec {
             anomaly: id.to_string(),
             role,
@@ -276,7 +301,14 @@ impl Gen<'_> {
     }
 
     /// An ordinary stay for an instance person (never at an outlier facility).
-    fn inst_stay(&mut self, p: u32, dx: usize, begn: i32, setting: Option<usize>, exclude: &[u16]) -> StaySpec {
+    fn inst_stay(
+        &mut self,
+        p: u32,
+        dx: usize,
+        begn: i32,
+        setting: Option<usize>,
+        exclude: &[u16],
+    ) -> StaySpec {
         let o = FacOpts { avoid_outliers: true, setting, exclude: exclude.to_vec(), outpatient: false };
         let fac = self.choose_facility(p, dx, begn, &o);
         let los = self.los_for(fac, dx).min(30);
@@ -360,7 +392,11 @@ impl Gen<'_> {
                 self.finalize(p, vec![d]);
             }
             "care_after_death" => {
-                let p = self.make_person(&PersonSpec { age: Some((70, 90)), idet: Some(""), ..Default::default() });
+                let p = self.make_person(&PersonSpec {
+                    age: Some((70, 90)),
+                    idet: Some(""),
+                    ..Default::default()
+                });
                 let death = self.day_in(lo + 60, hi - 40);
                 self.persons[p as usize].death = Some(death);
                 let mut drafts = Vec::new();
@@ -377,8 +413,12 @@ impl Gen<'_> {
                     let st = self.inst_stay(p, dx, day, Some(L2), &[]);
                     self.one(p, &st)
                 } else {
-                    let fac =
-                        self.choose_facility(p, dx, day, &FacOpts { avoid_outliers: true, ..Default::default() });
+                    let fac = self.choose_facility(
+                        p,
+                        dx,
+                        day,
+                        &FacOpts { avoid_outliers: true, ..Default::default() },
+                    );
                     self.visit(p, &VisitSpec { fac, dx, dise: None, day, span: 0, med_type: "11" })
                 };
                 d.label(self.lab(&id, s, "死亡后仍有就医结算"));
@@ -397,7 +437,7 @@ impl Gen<'_> {
             }
             "duplicate_settlement" | "direct_and_manual" => {
                 let p = self.adult(None);
-                let dx = self.plain_dx();
+                let dx = self.dx_of(PLAIN_COPYABLE);
                 let d0 = self.day_in(lo, hi - 60);
                 let st = self.inst_stay(p, dx, d0, Some(L2), &[]);
                 let mut d1 = self.one(p, &st);
@@ -412,7 +452,11 @@ impl Gen<'_> {
                         d2.mdtrt = self.new_mdtrt();
                     }
                 }
-                let note = if s.subkind == "direct_and_manual" { "同一住院直接结算后又手工报销" } else { "同一住院重复结算" };
+                let note = if s.subkind == "direct_and_manual" {
+                    "同一住院直接结算后又手工报销"
+                } else {
+                    "同一住院重复结算"
+                };
                 d1.label(self.lab(&id, s, note));
                 d2.label(self.lab(&id, s, note));
                 self.finalize(p, vec![d1, d2]);
@@ -427,7 +471,8 @@ impl Gen<'_> {
                 let cands: Vec<usize> = (0..d.lines.len())
                     .filter(|&k| {
                         let b = &a.bill[d.lines[k].bill as usize];
-                        matches!(b.typ.as_str(), "09" | "11" | "04") && !a.kb.freq.contains_key(&d.lines[k].bill)
+                        matches!(b.typ.as_str(), "09" | "11" | "04")
+                            && !a.kb.freq.contains_key(&d.lines[k].bill)
                     })
                     .collect();
                 let n = self.rng.range(1, 3) as usize;
@@ -458,7 +503,8 @@ impl Gen<'_> {
                 let mut d = self.one(p, &st);
                 let day = d0 + self.rng.range(1, i64::from(st.los - 1)) as i32;
                 let odx = self.dx("K29.700");
-                let mut v = self.visit(p, &VisitSpec { fac: st.fac, dx: odx, dise: None, day, span: 0, med_type: "11" });
+                let mut v = self
+                    .visit(p, &VisitSpec { fac: st.fac, dx: odx, dise: None, day, span: 0, med_type: "11" });
                 v.label(self.lab(&id, s, "住院期间在同一机构门诊结算"));
                 d.label(self.lab_as(&id, Role::Related, s.kind, s.subkind, "同期住院"));
                 self.finalize(p, vec![d, v]);
@@ -563,7 +609,11 @@ impl Gen<'_> {
                 self.finalize(p, vec![d1, d2]);
             }
             "bed_only_stay" => {
-                let p = self.make_person(&PersonSpec { age: Some((60, 88)), idet: Some(""), ..Default::default() });
+                let p = self.make_person(&PersonSpec {
+                    age: Some((60, 88)),
+                    idet: Some(""),
+                    ..Default::default()
+                });
                 let dx = self.plain_dx();
                 let d0 = self.day_in(lo, hi);
                 let setting = if self.rng.chance(0.6) { L1 } else { L2 };
@@ -601,7 +651,8 @@ impl Gen<'_> {
                 let mut d = self.one(p, &st);
                 let bill = self.a.role("lab_hba1c");
                 let lc = self.line_ctx(p, st.fac, dx, d0, true);
-                let days: Vec<i64> = d.lines.iter().filter(|l| l.bill == bill).map(|l| l.time / 86_400).collect();
+                let days: Vec<i64> =
+                    d.lines.iter().filter(|l| l.bill == bill).map(|l| l.time / 86_400).collect();
                 if days.is_empty() {
                     d.lines.push(self.mk_line(&lc, bill, i64::from(d0) * 86_400 + 25_500, 10_000));
                 }
@@ -630,11 +681,16 @@ impl Gen<'_> {
                     .filter(|&i| i != op && !a.kb.gender_items.iter().any(|x| x.0 == i))
                     .filter(|&i| {
                         !a.kb.pairs.iter().any(|pr| {
-                            (pr.main == i && have.contains(&pr.sub)) || (pr.sub == i && have.contains(&pr.main))
+                            (pr.main == i && have.contains(&pr.sub))
+                                || (pr.sub == i && have.contains(&pr.main))
                         })
                     })
                     .collect();
-                let t = d.lines.iter().find(|l| l.bill == op).map_or(i64::from(d0 + 1) * 86_400 + 34_200, |l| l.time);
+                let t = d
+                    .lines
+                    .iter()
+                    .find(|l| l.bill == op)
+                    .map_or(i64::from(d0 + 1) * 86_400 + 34_200, |l| l.time);
                 if !cands.is_empty() {
                     let second = cands[self.rng.index(cands.len())];
                     let lc = self.line_ctx(p, st.fac, dx, d0, true);
@@ -644,18 +700,21 @@ impl Gen<'_> {
                 self.finalize(p, vec![d]);
             }
             "course_limit" => {
-                let p = self.make_person(&PersonSpec { age: Some((50, 64)), idet: Some(""), ..Default::default() });
+                let p = self.make_person(&PersonSpec {
+                    age: Some((50, 64)),
+                    idet: Some(""),
+                    ..Default::default()
+                });
                 let dx = self.dx("I69.300");
                 let d0 = self.day_in(lo, hi - 50);
                 let mut st = self.inst_stay(p, dx, d0, Some(L2), &[]);
                 let a = self.a;
-                let items: Vec<(u32, u32)> = a
-                    .kb
-                    .course_items
-                    .iter()
-                    .copied()
-                    .filter(|&(i, days)| days == 30 && free_item_but_course(a, i))
-                    .collect();
+                let items: Vec<(u32, u32)> =
+                    a.kb.course_items
+                        .iter()
+                        .copied()
+                        .filter(|&(i, days)| days == 30 && free_item_but_course(a, i))
+                        .collect();
                 let (item, days) = items.first().copied().unwrap_or((a.role("rehab_pt"), 30));
                 st.los = days as i32 + self.rng.range(6, 12) as i32;
                 let mut d = self.one(p, &st);
@@ -673,7 +732,11 @@ impl Gen<'_> {
                         let p = self.adult(None);
                         let sex = self.persons[p as usize].gend;
                         let v =
-                            a.kb.gender_items.iter().filter(|x| x.1 != sex && free_item(a, x.0)).map(|x| x.0).collect();
+                            a.kb.gender_items
+                                .iter()
+                                .filter(|x| x.1 != sex && free_item(a, x.0))
+                                .map(|x| x.0)
+                                .collect();
                         (p, v)
                     }
                     "child_only_item" => {
@@ -681,7 +744,11 @@ impl Gen<'_> {
                         (p, a.kb.child_items.iter().copied().filter(|&i| free_item(a, i)).collect())
                     }
                     _ => {
-                        let p = self.make_person(&PersonSpec { age: Some((66, 85)), idet: Some(""), ..Default::default() });
+                        let p = self.make_person(&PersonSpec {
+                            age: Some((66, 85)),
+                            idet: Some(""),
+                            ..Default::default()
+                        });
                         (p, a.kb.working_age_items.clone())
                     }
                 };
@@ -703,7 +770,11 @@ impl Gen<'_> {
                 d.label(self.lab(&id, s, note));
                 self.finalize(p, vec![d]);
             }
-            "sex_limited_drug" | "child_only_drug" | "work_injury_drug" | "drug_below_level" | "course_days_drug"
+            "sex_limited_drug"
+            | "child_only_drug"
+            | "work_injury_drug"
+            | "drug_below_level"
+            | "course_days_drug"
             | "inpatient_only_drug" => {
                 self.restricted_drug(s, &id);
             }
@@ -734,8 +805,13 @@ impl Gen<'_> {
                 let small = s.subkind == "hifmi_wrong" && self.rng.chance(0.25);
                 let mut end_target = None;
                 if s.subkind == "working_day_deadline" {
-                    let hol: Vec<i32> =
-                        c.cal.holidays.iter().copied().filter(|&h| h > lo + 60 && h < hi && weekday(h) < 5).collect();
+                    let hol: Vec<i32> = c
+                        .cal
+                        .holidays
+                        .iter()
+                        .copied()
+                        .filter(|&h| h > lo + 60 && h < hi && weekday(h) < 5)
+                        .collect();
                     if let Some(&h) = hol.get(self.rng.index(hol.len().max(1))) {
                         end_target = Some(h - self.rng.range(3, 8) as i32);
                         lo2 = lo;
@@ -851,18 +927,39 @@ impl Gen<'_> {
                     st.min_cost = self.rng.range(4_000_000, 8_000_000);
                     let mut d = self.one(p, &st);
                     d.idet = idet;
-                    d.label(self.lab_as(&id, Role::NegativeControl, "impersonation", s.subkind, "年度内人员身份类别变更"));
-                    d.label(self.lab_as(&id, Role::NegativeControl, "benefit_mismatch", s.subkind, "年度内转入倾斜救助人群"));
+                    d.label(self.lab_as(
+                        &id,
+                        Role::NegativeControl,
+                        "impersonation",
+                        s.subkind,
+                        "年度内人员身份类别变更",
+                    ));
+                    d.label(self.lab_as(
+                        &id,
+                        Role::NegativeControl,
+                        "benefit_mismatch",
+                        s.subkind,
+                        "年度内转入倾斜救助人群",
+                    ));
                     drafts.push(d);
                 }
                 self.finalize(p, drafts);
             }
             "chemo_readmission" | "radiotherapy_readmission" => {
-                let p = self.make_person(&PersonSpec { age: Some((40, 75)), idet: Some(""), ..Default::default() });
+                let p = self.make_person(&PersonSpec {
+                    age: Some((40, 75)),
+                    idet: Some(""),
+                    ..Default::default()
+                });
                 let chemo = s.subkind == "chemo_readmission";
                 let dx = self.dx(if chemo { "Z51.100" } else { "Z51.000" });
                 let d0 = self.day_in(lo, hi - 120);
-                let fac = self.choose_facility(p, dx, d0, &FacOpts { avoid_outliers: true, setting: Some(L3), ..Default::default() });
+                let fac = self.choose_facility(
+                    p,
+                    dx,
+                    d0,
+                    &FacOpts { avoid_outliers: true, setting: Some(L3), ..Default::default() },
+                );
                 let n = if chemo { self.rng.range(4, 6) } else { self.rng.range(2, 3) };
                 let mut drafts = Vec::new();
                 let mut b = d0;
@@ -889,7 +986,11 @@ impl Gen<'_> {
                 self.finalize(p, vec![d1, d2]);
             }
             "death_on_discharge_day" => {
-                let p = self.make_person(&PersonSpec { age: Some((72, 92)), idet: Some(""), ..Default::default() });
+                let p = self.make_person(&PersonSpec {
+                    age: Some((72, 92)),
+                    idet: Some(""),
+                    ..Default::default()
+                });
                 let dx = self.plain_dx();
                 let d0 = self.day_in(lo, hi);
                 let st = self.inst_stay(p, dx, d0, None, &[]);
@@ -922,20 +1023,38 @@ impl Gen<'_> {
                 let mut re = orig.clone();
                 re.time = rev.time + self.rng.range(600, 86_400);
                 if self.rng.chance(0.5) {
-                    if let Some(k) = re.lines.iter().rposition(|l| self.a.bill[l.bill as usize].drug.is_some()) {
+                    if let Some(k) =
+                        re.lines.iter().rposition(|l| self.a.bill[l.bill as usize].drug.is_some())
+                    {
                         re.lines.remove(k);
                     }
                 }
                 drafts.push(rev);
                 drafts.push(re);
                 for d in drafts.iter_mut() {
-                    d.label(self.lab_as(&id, Role::NegativeControl, "duplicate_billing", s.subkind, "退费冲销后重新结算"));
-                    d.label(self.lab_as(&id, Role::NegativeControl, "benefit_mismatch", s.subkind, "冲销在发生时轧差"));
+                    d.label(self.lab_as(
+                        &id,
+                        Role::NegativeControl,
+                        "duplicate_billing",
+                        s.subkind,
+                        "退费冲销后重新结算",
+                    ));
+                    d.label(self.lab_as(
+                        &id,
+                        Role::NegativeControl,
+                        "benefit_mismatch",
+                        s.subkind,
+                        "冲销在发生时轧差",
+                    ));
                 }
                 self.finalize(p, drafts);
             }
             "long_stay_pieces" | "year_end_pieces" => {
-                let p = self.make_person(&PersonSpec { age: Some((30, 80)), idet: Some(""), ..Default::default() });
+                let p = self.make_person(&PersonSpec {
+                    age: Some((30, 80)),
+                    idet: Some(""),
+                    ..Default::default()
+                });
                 let codes = ["I69.300", "F20.900", "C92.000"];
                 let dx = self.dx_of(&codes);
                 let (d0, los) = if s.subkind == "year_end_pieces" {
@@ -949,7 +1068,9 @@ impl Gen<'_> {
                 let mut cuts = Vec::new();
                 for day in d0 + 1..d0 + los - 1 {
                     let next = crate::synth::cal::date(day + 1);
-                    if chrono::Datelike::day(&next) == 1 && (s.subkind == "long_stay_pieces" || chrono::Datelike::month(&next) == 1) {
+                    if chrono::Datelike::day(&next) == 1
+                        && (s.subkind == "long_stay_pieces" || chrono::Datelike::month(&next) == 1)
+                    {
                         cuts.push(day);
                     }
                 }
@@ -959,8 +1080,20 @@ impl Gen<'_> {
                 st.cuts = cuts;
                 let mut drafts = self.stay(p, &st);
                 for d in drafts.iter_mut() {
-                    d.label(self.lab_as(&id, Role::NegativeControl, "duplicate_billing", s.subkind, "同一住院中途结算的分段"));
-                    d.label(self.lab_as(&id, Role::NegativeControl, "split_admission", s.subkind, "同一住院中途结算的分段"));
+                    d.label(self.lab_as(
+                        &id,
+                        Role::NegativeControl,
+                        "duplicate_billing",
+                        s.subkind,
+                        "同一住院中途结算的分段",
+                    ));
+                    d.label(self.lab_as(
+                        &id,
+                        Role::NegativeControl,
+                        "split_admission",
+                        s.subkind,
+                        "同一住院中途结算的分段",
+                    ));
                 }
                 self.finalize(p, drafts);
             }
@@ -1005,8 +1138,14 @@ impl Gen<'_> {
                 let d0 = self.day_in(lo, hi);
                 let mut d = if s.subkind == "date_order" {
                     let odx = self.dx("K29.700");
-                    let fac = self.choose_facility(p, odx, d0, &FacOpts { avoid_outliers: true, outpatient: true, ..Default::default() });
-                    let mut v = self.visit(p, &VisitSpec { fac, dx: odx, dise: None, day: d0, span: 0, med_type: "11" });
+                    let fac = self.choose_facility(
+                        p,
+                        odx,
+                        d0,
+                        &FacOpts { avoid_outliers: true, outpatient: true, ..Default::default() },
+                    );
+                    let mut v = self
+                        .visit(p, &VisitSpec { fac, dx: odx, dise: None, day: d0, span: 0, med_type: "11" });
                     v.end = v.begn - self.rng.range(1, 30) as i32;
                     v
                 } else {
@@ -1055,7 +1194,12 @@ impl Gen<'_> {
                     let st = self.inst_stay(p, dx, d0, None, &[]);
                     self.one(p, &st)
                 } else {
-                    let fac = self.choose_facility(p, dx, d0, &FacOpts { avoid_outliers: true, outpatient: true, ..Default::default() });
+                    let fac = self.choose_facility(
+                        p,
+                        dx,
+                        d0,
+                        &FacOpts { avoid_outliers: true, outpatient: true, ..Default::default() },
+                    );
                     self.visit(p, &VisitSpec { fac, dx, dise: None, day: d0, span: 0, med_type: "11" })
                 };
                 d.label(self.lab(&id, s, "证件号码校验位、出生日期或性别位与登记信息不符"));
@@ -1071,7 +1215,9 @@ impl Gen<'_> {
         let (lo, hi) = (c.first_day + 10, c.last_day - 60);
         let list = a.kb.restricted_drugs.get(s.subkind).cloned().unwrap_or_default();
         let p = match s.subkind {
-            "child_only_drug" => self.make_person(&PersonSpec { age: Some((25, 70)), idet: Some(""), ..Default::default() }),
+            "child_only_drug" => {
+                self.make_person(&PersonSpec { age: Some((25, 70)), idet: Some(""), ..Default::default() })
+            }
             _ => self.adult(None),
         };
         let sex = self.persons[p as usize].gend;
@@ -1084,8 +1230,19 @@ impl Gen<'_> {
         let mut d = match s.subkind {
             "inpatient_only_drug" => {
                 let dx = self.dx("K29.700");
-                let fac = self.choose_facility(p, dx, d0, &FacOpts { avoid_outliers: true, setting: Some(L2), outpatient: true, ..Default::default() });
-                let mut v = self.visit(p, &VisitSpec { fac, dx, dise: None, day: d0, span: 0, med_type: "11" });
+                let fac = self.choose_facility(
+                    p,
+                    dx,
+                    d0,
+                    &FacOpts {
+                        avoid_outliers: true,
+                        setting: Some(L2),
+                        outpatient: true,
+                        ..Default::default()
+                    },
+                );
+                let mut v =
+                    self.visit(p, &VisitSpec { fac, dx, dise: None, day: d0, span: 0, med_type: "11" });
                 let lc = self.line_ctx(p, fac, dx, d0, false);
                 let t = v.lines.first().map_or(i64::from(d0) * 86_400 + 36_000, |l| l.time) + 1_500;
                 v.lines.push(self.mk_line(&lc, drug, t, 10_000));
@@ -1110,7 +1267,8 @@ impl Gen<'_> {
                 };
                 let mut d = self.one(p, &st);
                 let lc = self.line_ctx(p, st.fac, dx, d0, true);
-                let cnt = (a.bill[drug as usize].drug.as_ref().map_or(1.0, |x| x.daily_min).max(1.0) * 10_000.0) as i64;
+                let cnt = (a.bill[drug as usize].drug.as_ref().map_or(1.0, |x| x.daily_min).max(1.0)
+                    * 10_000.0) as i64;
                 for k in 0..days.min(st.los) {
                     d.lines.push(self.mk_line(&lc, drug, i64::from(d0 + k) * 86_400 + 30_600, cnt));
                 }
@@ -1206,7 +1364,11 @@ impl Gen<'_> {
                 let mut person = self.persons[pi].clone();
                 if class != "duplicate_key" {
                     let r = &self.a.regions[person.county as usize];
-                    person.psn_no = format!("{}{:012}", r.city, u64::from(self.chunk) * 100_000 + 99_999 - u64::from(seq));
+                    person.psn_no = format!(
+                        "{}{:012}",
+                        r.city,
+                        u64::from(self.chunk) * 100_000 + 99_999 - u64::from(seq)
+                    );
                 }
                 let m = match class {
                     "nonexistent_date" => mutation("brdy", "1985-02-30"),
@@ -1221,7 +1383,11 @@ impl Gen<'_> {
             }
             _ => {
                 let Some(pay) = self.pays.first().copied() else { return };
-                let key = if class == "duplicate_key" { pay_id(pay.setl) } else { format!("{}-{seq}", pay_id(pay.setl)) };
+                let key = if class == "duplicate_key" {
+                    pay_id(pay.setl)
+                } else {
+                    format!("{}-{seq}", pay_id(pay.setl))
+                };
                 let m = match class {
                     "not_a_number" => mutation("pay_amt", "N/A"),
                     "nonexistent_date" => mutation("dcla_date", "2025-04-31"),
@@ -1239,7 +1405,8 @@ impl Gen<'_> {
 
     /// A non-reversal settlement with fee lines, unlabelled, to copy a malformed row from.
     fn template_setl(&mut self) -> Option<usize> {
-        let labelled: std::collections::HashSet<&str> = self.labels.iter().map(|l| l.setl_id.as_str()).collect();
+        let labelled: std::collections::HashSet<&str> =
+            self.labels.iter().map(|l| l.setl_id.as_str()).collect();
         let cands: Vec<usize> = (0..self.setls.len())
             .filter(|&k| {
                 let s = &self.setls[k];

@@ -230,7 +230,9 @@ impl Assets {
     /// The assets compiled into the binary (parsed once).
     pub fn get() -> Result<&'static Assets> {
         static A: OnceLock<std::result::Result<Assets, String>> = OnceLock::new();
-        A.get_or_init(|| Assets::load().map_err(|e| e.to_string())).as_ref().map_err(|m| crate::other_err!("{m}"))
+        A.get_or_init(|| Assets::load().map_err(|e| e.to_string()))
+            .as_ref()
+            .map_err(|m| crate::other_err!("{m}"))
     }
 
     pub fn role(&self, role: &str) -> u32 {
@@ -354,7 +356,10 @@ impl Assets {
             let surgery = if surgery.is_empty() {
                 None
             } else {
-                Some(a.code(&surgery).ok_or_else(|| cfg(DIAGNOSES.0, format!("surgery `{surgery}` not in items")))?)
+                Some(
+                    a.code(&surgery)
+                        .ok_or_else(|| cfg(DIAGNOSES.0, format!("surgery `{surgery}` not in items")))?,
+                )
             };
             let list = |s: String| -> Vec<String> {
                 s.split(';').filter(|x| !x.is_empty()).map(str::to_string).collect()
@@ -564,7 +569,8 @@ pub fn scaled(s: &str, scale: u32) -> std::result::Result<i64, String> {
     if int.is_empty() && frac.is_empty() || frac.len() > scale as usize {
         return Err(format!("`{s}` is not a decimal with at most {scale} places"));
     }
-    let mut v: i64 = if int.is_empty() { 0 } else { int.parse().map_err(|_| format!("`{s}` is not a number"))? };
+    let mut v: i64 =
+        if int.is_empty() { 0 } else { int.parse().map_err(|_| format!("`{s}` is not a number"))? };
     let mut f = frac.to_string();
     while f.len() < scale as usize {
         f.push('0');
@@ -661,7 +667,8 @@ fn parse_policy(text: &str) -> std::result::Result<Policy, String> {
     };
     let mut deadlines = HashMap::new();
     for d in get(&["deadline"])?.as_array().ok_or("`deadline` must be a list of tables")? {
-        let s = |k: &str| d.get(k).and_then(|x| x.as_str()).map(str::to_string).ok_or(format!("deadline.{k}"));
+        let s =
+            |k: &str| d.get(k).and_then(|x| x.as_str()).map(str::to_string).ok_or(format!("deadline.{k}"));
         let wd = d.get("working_days").and_then(|x| x.as_integer()).ok_or("deadline.working_days")?;
         deadlines.insert((s("fund")?, s("pay_chnl")?), wd as u32);
     }
@@ -702,18 +709,69 @@ mod tests {
         // Clean catalogue items never form a duplicate-charging pair with each other unless they
         // are never billed together (the only such pair, angiography and stent, belongs to
         // different diagnoses).
-        let clean_pairs: Vec<_> = a
-            .kb
-            .pairs
-            .iter()
-            .filter(|p| a.bill[p.main as usize].clean && a.bill[p.sub as usize].clean)
-            .map(|p| (a.bill[p.main as usize].code.as_str(), a.bill[p.sub as usize].code.as_str()))
-            .collect();
+        let clean_pairs: Vec<_> =
+            a.kb.pairs
+                .iter()
+                .filter(|p| a.bill[p.main as usize].clean && a.bill[p.sub as usize].clean)
+                .map(|p| (a.bill[p.main as usize].code.as_str(), a.bill[p.sub as usize].code.as_str()))
+                .collect();
         assert_eq!(clean_pairs, vec![("003205000030000", "003205000010000")]);
         assert_eq!(a.policy.ordinary.deductible, 1_100_000);
         assert_eq!(a.policy.pref.cap, None);
         assert_eq!(a.policy.deadline("hifmi", "2"), 20);
         assert_eq!(scaled("0.85", 4), Ok(8500));
+        assert_eq!(scaled("-1.5", 2), Ok(-150));
         assert_eq!(scaled("12.345", 2).is_err(), true);
+    }
+
+    /// `benefit.toml` simulates the platform with the parameters of the engine's policy files.
+    #[test]
+    fn benefit_parameters_agree_with_the_policy_files() {
+        let a = Assets::get().unwrap();
+        let p = &a.policy;
+        let dir = crate::paths::datasets_dir().join("policy");
+        let mut seen = 0;
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let path = e.unwrap().path();
+            if path.extension().and_then(|x| x.to_str()) != Some("toml") {
+                continue;
+            }
+            let v: toml::Value = toml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            let dec = |t: &toml::Value, k: &str, scale: u32| scaled(t[k].as_str().unwrap(), scale).unwrap();
+            let fund = v["fund"].as_str().unwrap();
+            if let Some(r) = v.get("resident") {
+                for (g, c) in [("ordinary", &p.ordinary), ("preferential", &p.pref)] {
+                    let t = &r[g];
+                    assert_eq!(dec(t, "deductible", 2), c.deductible, "{g}");
+                    assert_eq!(dec(t, "tier_bound", 2), c.bound, "{g}");
+                    assert_eq!(dec(t, "share_up_to_bound", 4), c.share_low4, "{g}");
+                    assert_eq!(dec(t, "share_above_bound", 4), c.share_high4, "{g}");
+                    assert_eq!(t.get("cap").map(|_| dec(t, "cap", 2)), c.cap, "{g}");
+                }
+                let pref: Vec<&str> = r["preferential_idet_types"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter_map(|x| x.as_str())
+                    .collect();
+                assert_eq!(pref, p.preferential.iter().map(String::as_str).collect::<Vec<_>>());
+                seen += 1;
+            }
+            if let Some(e) = v.get("employee") {
+                assert_eq!(dec(e, "pool_cap", 2), p.pool_cap);
+                assert_eq!(dec(e, "share", 4), p.share4);
+                assert_eq!(dec(e, "cap", 2), p.employee_cap);
+                seen += 1;
+            }
+            for d in v["deadline"].as_array().unwrap() {
+                let chnl = d["pay_chnl"].as_str().unwrap();
+                assert_eq!(
+                    i64::from(p.deadline(fund, chnl)),
+                    d["working_days"].as_integer().unwrap(),
+                    "{fund} {chnl}"
+                );
+            }
+        }
+        assert!(seen >= 2, "both schemes' policy files in {}", dir.display());
     }
 }

@@ -112,7 +112,8 @@ impl Calendar {
                 continue;
             }
             let Ok(y) = stem.parse::<i32>() else { continue };
-            let text = std::fs::read_to_string(&path).map_err(|e| crate::Error::io("reading calendar", &path, e))?;
+            let text =
+                std::fs::read_to_string(&path).map_err(|e| crate::Error::io("reading calendar", &path, e))?;
             for (i, line) in text.trim_start_matches('\u{feff}').lines().enumerate().skip(1) {
                 let mut f = line.split(',');
                 let (Some(d), Some(k)) = (f.next(), f.next()) else { continue };
@@ -123,7 +124,10 @@ impl Calendar {
                     "holiday" => false,
                     "workday" => true,
                     other => {
-                        return Err(crate::Error::config(&path, format!("line {}: unknown kind `{other}`", i + 1)));
+                        return Err(crate::Error::config(
+                            &path,
+                            format!("line {}: unknown kind `{other}`", i + 1),
+                        ));
                     }
                 };
                 cal.special.insert(days(day), work);

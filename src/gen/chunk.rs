@@ -322,7 +322,10 @@ impl<'c> Gen<'c> {
             let d = &drafts[i];
             let start = self.lines.len() as u32;
             let drop = if d.money_err == Some(MoneyErr::DropLine) {
-                d.lines.iter().position(|l| a.bill[l.bill as usize].drug.is_some()).or(Some(d.lines.len() - 1))
+                d.lines
+                    .iter()
+                    .position(|l| a.bill[l.bill as usize].drug.is_some())
+                    .or(Some(d.lines.len() - 1))
             } else {
                 None
             };
@@ -425,7 +428,8 @@ impl<'c> Gen<'c> {
         let chnl = if d.manual { "2" } else { "1" };
         let n = c.a.policy.deadline(fund, chnl);
         let sd = d.end.max((d.time / 86_400) as i32);
-        let mut dcla = if d.manual { sd + self.rng.range(7, 45) as i32 } else { sd + self.rng.range(2, 20) as i32 };
+        let mut dcla =
+            if d.manual { sd + self.rng.range(7, 45) as i32 } else { sd + self.rng.range(2, 20) as i32 };
         if let Some(w) = cal.next_working(dcla) {
             dcla = w;
         }
@@ -577,7 +581,13 @@ pub struct PersonSpec {
 }
 
 /// Money of a line from its count and unit price, split by the item's class.
-pub fn line_money(cnt4: i64, pric6: i64, lv: &str, class_b4: i64, overlmt_share4: i64) -> (i64, i64, i64, i64, i64) {
+pub fn line_money(
+    cnt4: i64,
+    pric6: i64,
+    lv: &str,
+    class_b4: i64,
+    overlmt_share4: i64,
+) -> (i64, i64, i64, i64, i64) {
     let amt = div_round(i128::from(cnt4) * i128::from(pric6), 100_000_000) as i64;
     let (mut inscp, mut fulamt, mut pre) = (0, 0, 0);
     match lv {

@@ -644,7 +644,8 @@ impl Gen<'_> {
                 if chosen.len() >= n_drug {
                     break;
                 }
-                let route_ok = |r: &str| matches!(r, "po" | "ext" | "inh") || (r == "sc" && v.med_type == "14");
+                let route_ok =
+                    |r: &str| matches!(r, "po" | "ext" | "inh") || (r == "sc" && v.med_type == "14");
                 let Some(drug) = self.pick_drug(class, &lc, &route_ok) else { continue };
                 if chosen.contains(&drug) {
                     continue;

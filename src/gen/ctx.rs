@@ -147,7 +147,9 @@ impl Ctx {
             }));
             ctx.pharmacies.push(
                 (0..a.facilities.len() as u16)
-                    .filter(|&f| a.facilities[f as usize].pharmacy && a.facilities[f as usize].admdvs == r.admdvs)
+                    .filter(|&f| {
+                        a.facilities[f as usize].pharmacy && a.facilities[f as usize].admdvs == r.admdvs
+                    })
                     .collect(),
             );
         }

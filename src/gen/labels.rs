@@ -89,7 +89,9 @@ pub fn read(dir: &Path) -> Result<Vec<LabelRow>> {
     let text = std::fs::read_to_string(&path).map_err(|e| Error::io("reading labels", &path, e))?;
     let mut rdr = csv::ReaderBuilder::new().from_reader(text.as_bytes());
     let head = rdr.headers().map_err(|e| Error::config(&path, e.to_string()))?.clone();
-    let idx = |n: &str| head.iter().position(|h| h == n).ok_or_else(|| Error::config(&path, format!("missing column `{n}`")));
+    let idx = |n: &str| {
+        head.iter().position(|h| h == n).ok_or_else(|| Error::config(&path, format!("missing column `{n}`")))
+    };
     let cols: Vec<usize> = HEADER.iter().map(|h| idx(h)).collect::<Result<_>>()?;
     let mut out = Vec::new();
     for (i, rec) in rdr.records().enumerate() {
@@ -144,7 +146,8 @@ pub struct Summary {
 impl Summary {
     pub fn read(dir: &Path) -> Result<Summary> {
         let path = dir.join("summary.json");
-        let text = std::fs::read_to_string(&path).map_err(|e| Error::io("reading label summary", &path, e))?;
+        let text =
+            std::fs::read_to_string(&path).map_err(|e| Error::io("reading label summary", &path, e))?;
         serde_json::from_str(&text).map_err(|e| Error::config(&path, e.to_string()))
     }
 }

@@ -141,10 +141,8 @@ pub fn generate(cfg: &GenConfig) -> Result<GenSummary> {
     let ctx = ctx::Ctx::new(a, cfg.seed, cfg.settlements, cfg.anomaly_rate, csv, cfg.malformed_rows, cal);
     let dates = DateText::new(ymd(1900, 1, 1), ymd(2027, 12, 31));
     let n_chunks = ctx.plan.targets.len();
-    let parts: Vec<(usize, usize)> = (0..n_chunks)
-        .step_by(PART_CHUNKS)
-        .map(|s| (s, (s + PART_CHUNKS).min(n_chunks)))
-        .collect();
+    let parts: Vec<(usize, usize)> =
+        (0..n_chunks).step_by(PART_CHUNKS).map(|s| (s, (s + PART_CHUNKS).min(n_chunks))).collect();
     let multi = parts.len() > 1;
     if multi {
         for t in TABLES {
@@ -329,7 +327,8 @@ fn encode_text(utf8: Vec<u8>, enc: OutEncoding) -> Vec<u8> {
     match enc {
         OutEncoding::Utf8 => utf8,
         OutEncoding::Gb18030 => {
-            let text = String::from_utf8(utf8).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+            let text = String::from_utf8(utf8)
+                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
             let (bytes, _, _) = encoding_rs::GB18030.encode(&text);
             bytes.into_owned()
         }
@@ -464,7 +463,8 @@ fn write_medins(ctx: &ctx::Ctx, input: &Path, cfg: &GenConfig, dates: &DateText)
             sink.buf.extend_from_slice(&CsvSink::header(spec));
             emit(&mut |f, name| write::medins_row(&mut sink, f, name));
             let path = input.join("medins.csv");
-            std::fs::write(&path, encode_text(sink.buf, cfg.encoding)).map_err(|e| Error::io("writing", &path, e))?;
+            std::fs::write(&path, encode_text(sink.buf, cfg.encoding))
+                .map_err(|e| Error::io("writing", &path, e))?;
         }
         OutFormat::Parquet => {
             let mut sink = ArrowSink::new(spec, a.facilities.len() + 2);

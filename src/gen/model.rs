@@ -210,7 +210,14 @@ pub enum Mutation {
 pub enum BadRow {
     Setl(Setl, Mutation),
     /// A fee line naming settlement `setl` (which may not exist).
-    Fee { line: Line, setl: u64, psn: u32, mdtrt: u64, fac: u16, m: Mutation },
+    Fee {
+        line: Line,
+        setl: u64,
+        psn: u32,
+        mdtrt: u64,
+        fac: u16,
+        m: Mutation,
+    },
     Psn(Person, Mutation),
     Pay(Pay, String, Mutation),
 }

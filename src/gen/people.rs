@@ -20,8 +20,10 @@ pub struct FacOpts {
 }
 
 /// Setting probabilities (L1, L2, L3, out of area) by severity.
-const RESIDENT_SETTINGS: [[f64; 4]; 3] = [[0.55, 0.38, 0.06, 0.01], [0.18, 0.52, 0.26, 0.04], [0.02, 0.33, 0.50, 0.15]];
-const EMPLOYEE_SETTINGS: [[f64; 4]; 3] = [[0.35, 0.45, 0.18, 0.02], [0.10, 0.45, 0.40, 0.05], [0.01, 0.25, 0.56, 0.18]];
+const RESIDENT_SETTINGS: [[f64; 4]; 3] =
+    [[0.55, 0.38, 0.06, 0.01], [0.18, 0.52, 0.26, 0.04], [0.02, 0.33, 0.50, 0.15]];
+const EMPLOYEE_SETTINGS: [[f64; 4]; 3] =
+    [[0.35, 0.45, 0.18, 0.02], [0.10, 0.45, 0.40, 0.05], [0.01, 0.25, 0.56, 0.18]];
 const OUTPATIENT_SETTINGS: [f64; 4] = [0.50, 0.35, 0.15, 0.0];
 /// Admissions a year by age band.
 const IP_RATE: [f64; 5] = [0.35, 0.12, 0.14, 0.28, 0.60];
@@ -92,7 +94,8 @@ impl Gen<'_> {
             _ => 1.05,
         };
         let cap = if d.profile == "psych" { 120.0 } else { 90.0 };
-        (d.los * lvl * self.c.fac_los[fac as usize] * self.rng.lognormal(1.0, 0.45)).round().clamp(1.0, cap) as i32
+        (d.los * lvl * self.c.fac_los[fac as usize] * self.rng.lognormal(1.0, 0.45)).round().clamp(1.0, cap)
+            as i32
     }
 
     /// `med_type` of a stay (injuries as `22` sometimes, acute care via emergency, ...).
@@ -108,7 +111,8 @@ impl Gen<'_> {
         if matches!(d.code.as_str(), "O80.000" | "O82.000") && self.rng.chance(0.5) {
             return "52";
         }
-        if matches!(d.cat3(), "I63" | "I61" | "I21" | "I20" | "K35" | "K92" | "K85") && self.rng.chance(0.15) {
+        if matches!(d.cat3(), "I63" | "I61" | "I21" | "I20" | "K35" | "K92" | "K85") && self.rng.chance(0.15)
+        {
             return "24";
         }
         "21"
@@ -186,7 +190,8 @@ impl Gen<'_> {
                         dx = self.sample_dx_ip(p, t);
                         tries += 1;
                     }
-                    if self.a.dx[dx].cat3() == self.a.dx[pdx].cat3() || self.a.dx[dx].is_injury() && c.is_outlier(fac)
+                    if self.a.dx[dx].cat3() == self.a.dx[pdx].cat3()
+                        || self.a.dx[dx].is_injury() && c.is_outlier(fac)
                     {
                         begn = pe + 16;
                     }
@@ -228,7 +233,9 @@ impl Gen<'_> {
                 break;
             }
         }
-        let busy = |day: i32, stays: &[(i32, i32, u16, usize)]| stays.iter().any(|&(b, e, _, _)| day >= b && day <= e);
+        let busy = |day: i32, stays: &[(i32, i32, u16, usize)]| {
+            stays.iter().any(|&(b, e, _, _)| day >= b && day <= e)
+        };
         let mut used_days: Vec<(i32, i32)> = Vec::new();
         let free = |b: i32, e: i32, used: &[(i32, i32)], stays: &[(i32, i32, u16, usize)]| {
             (b..=e).all(|d| !busy(d, stays)) && used.iter().all(|&(ub, ue)| e < ub || b > ue)
@@ -246,7 +253,8 @@ impl Gen<'_> {
             if !c.dx_chronic[s][b].is_empty() {
                 let dx = c.dx_chronic[s][b].sample(&mut self.rng);
                 let setting = if self.rng.chance(0.6) { L2 } else { L3 };
-                let fac = self.choose_facility(p, dx, start, &FacOpts { setting: Some(setting), ..opts.clone() });
+                let fac =
+                    self.choose_facility(p, dx, start, &FacOpts { setting: Some(setting), ..opts.clone() });
                 let dialysis = self.a.dx[dx].profile == "dialysis";
                 let mut day = start + self.rng.range(0, 300) as i32;
                 let n_max = self.rng.range(3, 15);

@@ -116,7 +116,10 @@ impl ScoreTable {
                 out.push(format!("{k}: {fp:.4} of clean settlements flagged > {max_fp_rate}"));
             }
             for c in self.controls.iter().filter(|c| c.kind == k && c.flagged > 0) {
-                out.push(format!("{k}: {} of {} negative controls `{}` flagged", c.flagged, c.instances, c.subkind));
+                out.push(format!(
+                    "{k}: {} of {} negative controls `{}` flagged",
+                    c.flagged, c.instances, c.subkind
+                ));
             }
         }
         out
@@ -125,23 +128,47 @@ impl ScoreTable {
 
 impl fmt::Display for ScoreTable {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "{:<20} {:<28} {:>9} {:>9} {:>7}", "kind", "check (subkind)", "instances", "detected", "recall")?;
+        writeln!(
+            f,
+            "{:<20} {:<28} {:>9} {:>9} {:>7}",
+            "kind", "check (subkind)", "instances", "detected", "recall"
+        )?;
         let mut last = "";
         for r in &self.recall {
             let k = if r.kind == last { "" } else { r.kind.as_str() };
             last = &r.kind;
-            writeln!(f, "{:<20} {:<28} {:>9} {:>9} {:>7.3}", k, r.subkind, r.instances, r.detected, r.recall())?;
+            writeln!(
+                f,
+                "{:<20} {:<28} {:>9} {:>9} {:>7.3}",
+                k,
+                r.subkind,
+                r.instances,
+                r.detected,
+                r.recall()
+            )?;
         }
         writeln!(f)?;
-        writeln!(f, "false positives on {} clean settlements (any category: {})", self.clean_settlements, self.clean_flagged_any)?;
+        writeln!(
+            f,
+            "false positives on {} clean settlements (any category: {})",
+            self.clean_settlements, self.clean_flagged_any
+        )?;
         writeln!(f, "{:<20} {:>9} {:>9}", "category", "flagged", "rate")?;
         for r in &self.false_positives {
             writeln!(f, "{:<20} {:>9} {:>9.5}", r.kind, r.flagged, r.rate())?;
         }
         writeln!(f)?;
-        writeln!(f, "{:<20} {:<28} {:>9} {:>9} {:>9}", "negative controls", "subkind", "instances", "flagged", "any kind")?;
+        writeln!(
+            f,
+            "{:<20} {:<28} {:>9} {:>9} {:>9}",
+            "negative controls", "subkind", "instances", "flagged", "any kind"
+        )?;
         for r in &self.controls {
-            writeln!(f, "{:<20} {:<28} {:>9} {:>9} {:>9}", r.kind, r.subkind, r.instances, r.flagged, r.flagged_any)?;
+            writeln!(
+                f,
+                "{:<20} {:<28} {:>9} {:>9} {:>9}",
+                r.kind, r.subkind, r.instances, r.flagged, r.flagged_any
+            )?;
         }
         Ok(())
     }
@@ -152,7 +179,8 @@ fn text_col(b: &RecordBatch, name: &str) -> Result<Option<arrow::array::StringAr
     let c = if c.data_type() == &DataType::Utf8 {
         c.clone()
     } else {
-        arrow::compute::cast(c, &DataType::Utf8).map_err(|e| Error::arrow(format!("findings column {name}"), e))?
+        arrow::compute::cast(c, &DataType::Utf8)
+            .map_err(|e| Error::arrow(format!("findings column {name}"), e))?
     };
     Ok(Some(c.as_string::<i32>().clone()))
 }
@@ -250,7 +278,8 @@ pub fn score(labels_dir: &Path, findings: &[RecordBatch]) -> Result<ScoreTable> 
             r.flagged_any += 1;
         }
     }
-    let mut fp: BTreeMap<String, u64> = crate::schema::CATEGORIES.iter().map(|c| (c.to_string(), 0)).collect();
+    let mut fp: BTreeMap<String, u64> =
+        crate::schema::CATEGORIES.iter().map(|c| (c.to_string(), 0)).collect();
     let mut any = 0;
     for (s, cats) in &by_setl {
         if labelled.contains(s.as_str()) {

@@ -5,15 +5,17 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, Date32Builder, Decimal128Builder, RecordBatch, StringBuilder, TimestampSecondBuilder};
+use arrow::array::{
+    ArrayRef, Date32Builder, Decimal128Builder, RecordBatch, StringBuilder, TimestampSecondBuilder,
+};
 
 use crate::error::{Error, Result};
+use crate::schema::{FEE, Kind, MEDINS, PAY, PSN, SETL, TableSpec};
 use crate::synth::assets::{Assets, Facility};
 use crate::synth::cal::DateText;
 use crate::synth::chunk::Gen;
 use crate::synth::clinical::DEPTS;
 use crate::synth::model::{BadRow, Line, Mutation, Pay, Person, Setl};
-use crate::schema::{FEE, Kind, MEDINS, PAY, PSN, SETL, TableSpec};
 
 /// Receives one row's values, field by field in the contract's order.
 pub trait Sink {
@@ -187,13 +189,14 @@ impl ArrowSink {
                     Col::Str(mut b) => Arc::new(b.finish()),
                     Col::Date(mut b) => Arc::new(b.finish()),
                     Col::Ts(mut b) => Arc::new(b.finish()),
-                    Col::Dec(mut b, p, s) => {
-                        Arc::new(b.finish().with_precision_and_scale(p, s).map_err(|e| Error::arrow(spec.name, e))?)
-                    }
+                    Col::Dec(mut b, p, s) => Arc::new(
+                        b.finish().with_precision_and_scale(p, s).map_err(|e| Error::arrow(spec.name, e))?,
+                    ),
                 })
             })
             .collect::<Result<_>>()?;
-        RecordBatch::try_new(spec.arrow_schema(), cols).map_err(|e| Error::arrow(format!("table {}", spec.name), e))
+        RecordBatch::try_new(spec.arrow_schema(), cols)
+            .map_err(|e| Error::arrow(format!("table {}", spec.name), e))
     }
 }
 
@@ -385,7 +388,16 @@ pub fn setl_row<S: Sink>(o: &mut S, g: &Gen, s: &Setl) {
 
 /// One `fee` row.
 #[allow(clippy::too_many_arguments)]
-pub fn fee_row<S: Sink>(o: &mut S, a: &Assets, l: &Line, setl: u64, init: Option<u64>, mdtrt: u64, p: &Person, f: &Facility) {
+pub fn fee_row<S: Sink>(
+    o: &mut S,
+    a: &Assets,
+    l: &Line,
+    setl: u64,
+    init: Option<u64>,
+    mdtrt: u64,
+    p: &Person,
+    f: &Facility,
+) {
     let b = &a.bill[l.bill as usize];
     o.f(format_args!("41{setl:016}{:04}", l.sn));
     o.f(format_args!("41{setl:016}"));

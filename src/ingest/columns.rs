@@ -5,7 +5,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, Date32Builder, Decimal128Builder, RecordBatch, StringBuilder, TimestampSecondBuilder,
+    Array, ArrayRef, AsArray, Date32Builder, Decimal128Builder, RecordBatch, StringBuilder,
+    TimestampSecondBuilder,
 };
 use arrow::datatypes::DataType;
 
@@ -93,7 +94,9 @@ pub fn parse_chunk(spec: &TableSpec, map: &ColumnMap, file: usize, raw: RawChunk
             }),
             (Some(j), RawChunk::Arrow { batch, .. }) => {
                 let src = batch.column(j);
-                if src.data_type() == &f.data_type() && recode.is_none() && !matches!(f.kind, Kind::Text | Kind::Code)
+                if src.data_type() == &f.data_type()
+                    && recode.is_none()
+                    && !matches!(f.kind, Kind::Text | Kind::Code)
                 {
                     for (r, rej) in rejects.iter_mut().enumerate() {
                         if src.is_null(r) && f.value_required() {
@@ -104,8 +107,9 @@ pub fn parse_chunk(spec: &TableSpec, map: &ColumnMap, file: usize, raw: RawChunk
                 } else {
                     let text = match src.data_type() {
                         DataType::Utf8 => src.clone(),
-                        _ => arrow::compute::cast(src, &DataType::Utf8)
-                            .map_err(|e| Error::arrow(format!("converting column `{}` to text", f.name), e))?,
+                        _ => arrow::compute::cast(src, &DataType::Utf8).map_err(|e| {
+                            Error::arrow(format!("converting column `{}` to text", f.name), e)
+                        })?,
                     };
                     let text = text.as_string::<i32>();
                     text_column(f, n, recode, &mut rejects, |r| {
@@ -138,7 +142,10 @@ fn text_column<'a>(
     let value = |r: usize, rejects: &mut [Vec<Reject>]| -> Option<&'a str> {
         match cell(r) {
             Some(Err(())) => {
-                rejects[r].push(Reject { class: "encoding", message: field_msg(f, "含有无法识别的字符编码") });
+                rejects[r]
+                    .push(Reject {
+                        class: "encoding", message: field_msg(f, "含有无法识别的字符编码")
+                    });
                 None
             }
             Some(Ok(s)) => {
@@ -213,7 +220,9 @@ fn text_column<'a>(
 /// The text of every cell of one row, for the quarantine file.
 pub fn raw_row(raw: &RawChunk, r: usize) -> Vec<String> {
     match raw {
-        RawChunk::Csv { records, .. } => records[r].iter().map(|c| String::from_utf8_lossy(c).into_owned()).collect(),
+        RawChunk::Csv { records, .. } => {
+            records[r].iter().map(|c| String::from_utf8_lossy(c).into_owned()).collect()
+        }
         RawChunk::Arrow { batch, .. } => {
             let opts = arrow::util::display::FormatOptions::default().with_null("");
             batch

@@ -123,7 +123,12 @@ impl IngestReport {
 
 /// Reads every table of `input`, writes accepted rows to `data_out/<table>.parquet` and
 /// rejected rows to `quarantine_out/<table>.csv`.
-pub fn ingest(input: &Path, data_out: &Path, quarantine_out: &Path, opts: &IngestOptions) -> Result<IngestReport> {
+pub fn ingest(
+    input: &Path,
+    data_out: &Path,
+    quarantine_out: &Path,
+    opts: &IngestOptions,
+) -> Result<IngestReport> {
     if !input.is_dir() {
         return Err(crate::input_err!("input folder {} does not exist or is not a folder", input.display()));
     }
@@ -181,8 +186,10 @@ fn prepare_file(spec: &TableSpec, file: SourceFile, opts: &IngestOptions) -> Res
         }
         Format::Parquet => {
             let f = File::open(&file.path).map_err(|e| Error::io("opening", &file.path, e))?;
-            let b = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)
-                .map_err(|e| crate::input_err!("{}: not a readable Parquet file: {e}", file.path.display()))?;
+            let b =
+                parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f).map_err(|e| {
+                    crate::input_err!("{}: not a readable Parquet file: {e}", file.path.display())
+                })?;
             (None, b.schema().fields().iter().map(|f| f.name().clone()).collect())
         }
     };
@@ -327,7 +334,9 @@ fn ingest_table(
                     t.read += n;
                     if let Some(b) = &j.accepted {
                         t.accepted += b.num_rows() as u64;
-                        writer.write(b).map_err(|e| Error::arrow(format!("writing {}", out_path.display()), e))?;
+                        writer
+                            .write(b)
+                            .map_err(|e| Error::arrow(format!("writing {}", out_path.display()), e))?;
                     }
                     let src = &files[j.parsed.file].file.path;
                     for ((cells, reason, line), class) in j.quarantine.iter().zip(&j.first_classes) {
@@ -352,7 +361,8 @@ fn ingest_table(
         })();
         // Stop the reader before reporting an error, so that the scope can end.
         drop(rx);
-        let infos = reader.join().map_err(|_| crate::other_err!("the reader of table `{}` panicked", spec.name))?;
+        let infos =
+            reader.join().map_err(|_| crate::other_err!("the reader of table `{}` panicked", spec.name))?;
         consumed?;
         let infos = infos?;
         for (i, (pf, info)) in files.iter().zip(&infos).enumerate() {
@@ -474,8 +484,11 @@ fn finalize(spec: &TableSpec, j: &mut Judged, codes: &CodeTables) -> Result<()> 
         let col = accepted.column_by_name(f.name).expect("contract column").as_string::<i32>();
         for v in col.iter().flatten() {
             if !codes.is_known(f.name, v) {
-                *j.unknown.entry(format!("{}.{}", spec.name, f.name)).or_default().entry(v.to_string()).or_default() +=
-                    1;
+                *j.unknown
+                    .entry(format!("{}.{}", spec.name, f.name))
+                    .or_default()
+                    .entry(v.to_string())
+                    .or_default() += 1;
             }
         }
     }

@@ -50,11 +50,13 @@ pub fn timestamp(s: &str) -> Result<i64, String> {
         return Err(bad());
     }
     let (head, frac) = s.split_at(19);
-    if !(frac.is_empty() || (frac.starts_with('.') && frac.len() > 1 && frac[1..].bytes().all(|c| c.is_ascii_digit())))
+    if !(frac.is_empty()
+        || (frac.starts_with('.') && frac.len() > 1 && frac[1..].bytes().all(|c| c.is_ascii_digit())))
     {
         return Err(bad());
     }
-    let day = date(&head[..10]).map_err(|e| if e.starts_with("日期不存在") { format!("日期不存在：{s}") } else { bad() })?;
+    let day = date(&head[..10])
+        .map_err(|e| if e.starts_with("日期不存在") { format!("日期不存在：{s}") } else { bad() })?;
     let sep = head.as_bytes()[10];
     if sep != b' ' && sep != b'T' {
         return Err(bad());

@@ -53,7 +53,8 @@ fn finding(
 pub fn check_setl(b: &RecordBatch) -> Vec<Finding> {
     let mut out = Vec::new();
     let sum = dec_col(b, "medfee_sumamt");
-    let parts = ["fulamt_ownpay_amt", "overlmt_selfpay", "preselfpay_amt", "inscp_scp_amt"].map(|n| dec_col(b, n));
+    let parts =
+        ["fulamt_ownpay_amt", "overlmt_selfpay", "preselfpay_amt", "inscp_scp_amt"].map(|n| dec_col(b, n));
     let begn = b.column_by_name("begndate").expect("contract column").as_primitive::<Date32Type>();
     let end = b.column_by_name("enddate").expect("contract column").as_primitive::<Date32Type>();
     let cert_type = str_col(b, "psn_cert_type");
@@ -94,7 +95,8 @@ pub fn check_setl(b: &RecordBatch) -> Vec<Finding> {
         }
         let ct = cert_type.filter(|c| !c.is_null(r)).map_or("", |c| c.value(r));
         if ct.is_empty() || ct == "01" {
-            let problems = crate::idcard::problems(certno.value(r), parse::from_days(brdy.value(r)), gend.value(r));
+            let problems =
+                crate::idcard::problems(certno.value(r), parse::from_days(brdy.value(r)), gend.value(r));
             if !problems.is_empty() {
                 out.push(finding(
                     b,

@@ -37,7 +37,8 @@ impl QuarantineWriter {
             let mut w = BufWriter::new(f);
             w.write_all(b"\xEF\xBB\xBF").map_err(|e| Error::io("writing", &self.path, e))?;
             let mut csvw = csv::WriterBuilder::new().flexible(true).from_writer(w);
-            let mut head = vec!["reject_reason".to_string(), "source_file".to_string(), "source_line".to_string()];
+            let mut head =
+                vec!["reject_reason".to_string(), "source_file".to_string(), "source_line".to_string()];
             head.extend(self.header.iter().cloned());
             csvw.write_record(&head).map_err(|e| Error::arrow("writing quarantine", e))?;
             self.out = Some(csvw);
@@ -54,7 +55,8 @@ impl QuarantineWriter {
     /// Flushes the file, if one was written.
     pub fn finish(self) -> Result<u64> {
         if let Some(w) = self.out {
-            let mut inner = w.into_inner().map_err(|e| Error::arrow(format!("writing {}", self.path.display()), e))?;
+            let mut inner =
+                w.into_inner().map_err(|e| Error::arrow(format!("writing {}", self.path.display()), e))?;
             inner.flush().map_err(|e| Error::io("writing", &self.path, e))?;
         }
         Ok(self.rows)

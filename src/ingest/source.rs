@@ -68,7 +68,9 @@ pub fn discover(input: &Path, table: &str, stems: &[String]) -> Result<Vec<Sourc
                     ));
                 }
                 found.push(parts);
-            } else if path.is_file() && name.strip_suffix(".csv").or(name.strip_suffix(".parquet")) == Some(&stem) {
+            } else if path.is_file()
+                && name.strip_suffix(".csv").or(name.strip_suffix(".parquet")) == Some(&stem)
+            {
                 if let Some(format) = format_of(path) {
                     found.push(vec![SourceFile { path: path.clone(), format }]);
                 }
@@ -198,7 +200,10 @@ pub fn csv_header(path: &Path, encoding: Encoding) -> Result<Vec<String>> {
     if !ok {
         return Err(crate::input_err!("{}: the file is empty (no header row)", path.display()));
     }
-    Ok(rec.iter().map(|c| String::from_utf8_lossy(c).trim().trim_start_matches('\u{feff}').to_string()).collect())
+    Ok(rec
+        .iter()
+        .map(|c| String::from_utf8_lossy(c).trim().trim_start_matches('\u{feff}').to_string())
+        .collect())
 }
 
 fn csv_reader<R: Read + 'static>(r: R, encoding: Encoding) -> csv::Reader<Box<dyn Read>> {
@@ -226,7 +231,10 @@ pub fn stream_csv(
     let f = File::open(path).map_err(|e| Error::io("opening", path, e))?;
     // The hashing reader sits under the decoder, so the hash is of the file's own bytes.
     let hashing = std::sync::Arc::new(std::sync::Mutex::new(None::<(String, u64)>));
-    let reader = FinishOnEof { inner: Some(HashingReader::new(BufReader::with_capacity(1 << 20, f))), out: hashing.clone() };
+    let reader = FinishOnEof {
+        inner: Some(HashingReader::new(BufReader::with_capacity(1 << 20, f))),
+        out: hashing.clone(),
+    };
     let mut rdr = csv_reader(reader, encoding);
     let mut rec = csv::ByteRecord::new();
     let mut header = Vec::new();
@@ -303,7 +311,11 @@ impl<R: Read> Drop for FinishOnEof<R> {
 }
 
 /// Streams a Parquet file as batches of `chunk_rows` rows to `send`.
-pub fn stream_parquet(path: &Path, chunk_rows: usize, send: &mut dyn FnMut(RawChunk) -> bool) -> Result<FileInfo> {
+pub fn stream_parquet(
+    path: &Path,
+    chunk_rows: usize,
+    send: &mut dyn FnMut(RawChunk) -> bool,
+) -> Result<FileInfo> {
     let f = File::open(path).map_err(|e| Error::io("opening", path, e))?;
     let builder = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)
         .map_err(|e| crate::input_err!("{}: not a readable Parquet file: {e}", path.display()))?;

@@ -93,7 +93,8 @@ fn default_oa_classes() -> Vec<String> {
 impl SampleConfig {
     /// Reads and checks a configuration file.
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io("reading sample configuration", path, e))?;
+        let text =
+            std::fs::read_to_string(path).map_err(|e| Error::io("reading sample configuration", path, e))?;
         Self::parse(&text).map_err(|m| Error::config(path, m))
     }
 
@@ -104,7 +105,8 @@ impl SampleConfig {
 
     /// Parses and checks the text of a configuration file.
     pub fn parse(text: &str) -> std::result::Result<Self, String> {
-        let cfg: SampleConfig = toml::from_str(text.trim_start_matches('\u{feff}')).map_err(|e| e.to_string())?;
+        let cfg: SampleConfig =
+            toml::from_str(text.trim_start_matches('\u{feff}')).map_err(|e| e.to_string())?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -169,7 +171,10 @@ impl SampleConfig {
             }
             for r in &g.rules {
                 if !seen.insert(r.as_str()) {
-                    return Err(format!("rule {r} is in more than one signal group (or twice in `{}`)", g.name));
+                    return Err(format!(
+                        "rule {r} is in more than one signal group (or twice in `{}`)",
+                        g.name
+                    ));
                 }
             }
         }
@@ -235,11 +240,14 @@ mod tests {
         let base = std::fs::read_to_string(crate::paths::datasets_dir().join("review/sample.toml")).unwrap();
         let e = SampleConfig::parse(&base.replace("\nfloor = 0.2", "\nfloor = 0.0")).unwrap_err();
         assert!(e.contains("floor"), "{e}");
-        let e = SampleConfig::parse(&format!("{base}\n[[signal_group]]\nname = \"x\"\nrules = [\"OOA002\"]\n"))
-            .unwrap_err();
+        let e =
+            SampleConfig::parse(&format!("{base}\n[[signal_group]]\nname = \"x\"\nrules = [\"OOA002\"]\n"))
+                .unwrap_err();
         assert!(e.contains("OOA002"), "{e}");
-        let e = SampleConfig::parse(&base.replace("[proportion_by_locality]", "[proportion_by_locality]\n\"4114\" = 0.1"))
-            .unwrap_err();
+        let e = SampleConfig::parse(
+            &base.replace("[proportion_by_locality]", "[proportion_by_locality]\n\"4114\" = 0.1"),
+        )
+        .unwrap_err();
         assert!(e.contains("4114"), "{e}");
         let e = SampleConfig::parse(&base.replace("\nseed =", "\nsede = 1\nseed =")).unwrap_err();
         assert!(e.contains("sede"), "{e}");

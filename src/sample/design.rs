@@ -134,7 +134,8 @@ fn mix(mut z: u64) -> u64 {
 /// Systematic draw: `ids` name the units (for the seeded random order), `q` their
 /// fixed-point inclusion probabilities. Returns which units are drawn.
 pub(crate) fn systematic(ids: &[&str], q: &[u64], key: u64) -> Vec<bool> {
-    let mut order: Vec<(u64, usize)> = ids.iter().enumerate().map(|(i, id)| (xxh3_64_with_seed(id.as_bytes(), key), i)).collect();
+    let mut order: Vec<(u64, usize)> =
+        ids.iter().enumerate().map(|(i, id)| (xxh3_64_with_seed(id.as_bytes(), key), i)).collect();
     // Ties of the hash (practically never) fall back on the id, so the order never depends
     // on the input's row order.
     order.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| ids[a.1].cmp(ids[b.1])));

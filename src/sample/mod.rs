@@ -98,7 +98,12 @@ struct Unit<'a> {
 /// the run ([`crate::schema::findings_schema`]); `codes` for the `med_type` classes.
 /// The result depends only on the data, the configuration and its seed: not on the order of
 /// the rows nor on the number of threads.
-pub fn draw(setl: &[RecordBatch], findings: &[RecordBatch], codes: &CodeTables, cfg: &SampleConfig) -> Result<SampleOutput> {
+pub fn draw(
+    setl: &[RecordBatch],
+    findings: &[RecordBatch],
+    codes: &CodeTables,
+    cfg: &SampleConfig,
+) -> Result<SampleOutput> {
     compute(setl, findings, codes, cfg, false)
 }
 
@@ -146,7 +151,9 @@ fn compute(
             }
             let insu = text(&c[1], r).unwrap_or("");
             let fix = text(&c[2], r).unwrap_or("");
-            let inpatient = text(&c[3], r).and_then(|m| codes.class("med_type", m)).is_some_and(|k| oa_classes.contains(k));
+            let inpatient = text(&c[3], r)
+                .and_then(|m| codes.class("med_type", m))
+                .is_some_and(|k| oa_classes.contains(k));
             let out_of_area = inpatient && config::prefix_chars(insu, 4) != config::prefix_chars(fix, 4);
             units.push(Unit { setl_id: id, locality: cfg.locality_of(insu), out_of_area });
         }
@@ -226,7 +233,9 @@ fn draw_locality(
     // would have no chance at all.
     let at_least_one = |share: f64, pop: usize, n: usize| if share > 0.0 && pop > 0 { n.max(1) } else { n };
     let oa_pop = strata[1].len();
-    let oa_n = at_least_one(cfg.out_of_area_share, oa_pop, round_count(cfg.out_of_area_share * oa_pop as f64)).min(oa_pop);
+    let oa_n =
+        at_least_one(cfg.out_of_area_share, oa_pop, round_count(cfg.out_of_area_share * oa_pop as f64))
+            .min(oa_pop);
     let risk_pop = strata[2].len();
     let risk_n = at_least_one(p, risk_pop, quota.saturating_sub(strata[0].len() + oa_n)).min(risk_pop);
     let targets = [strata[0].len(), oa_n, risk_n];
@@ -284,14 +293,16 @@ pub fn population(
 /// (shortest exact form).
 pub fn write_csv(path: &Path, out: &SampleOutput) -> Result<()> {
     let f = std::fs::File::create(path).map_err(|e| Error::io("creating", path, e))?;
-    write_csv_to(std::io::BufWriter::new(f), out).map_err(|e| crate::other_err!("writing {}: {e}", path.display()))
+    write_csv_to(std::io::BufWriter::new(f), out)
+        .map_err(|e| crate::other_err!("writing {}: {e}", path.display()))
 }
 
 /// Writes the sample as CSV (with BOM) to any writer.
 pub fn write_csv_to<W: Write>(mut w: W, out: &SampleOutput) -> std::result::Result<(), String> {
     w.write_all(b"\xEF\xBB\xBF").map_err(|e| e.to_string())?;
     let mut c = csv::Writer::from_writer(w);
-    c.write_record(["setl_id", "risk_score", "stratum", "inclusion_prob", "reason"]).map_err(|e| e.to_string())?;
+    c.write_record(["setl_id", "risk_score", "stratum", "inclusion_prob", "reason"])
+        .map_err(|e| e.to_string())?;
     for r in &out.rows {
         c.write_record([
             r.setl_id.as_str(),

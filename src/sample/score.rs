@@ -49,7 +49,8 @@ pub(crate) fn text_column(b: &RecordBatch, name: &str, table: &str) -> Result<Ar
     match c.data_type() {
         DataType::Utf8 => Ok(c.clone()),
         DataType::LargeUtf8 | DataType::Utf8View | DataType::Dictionary(_, _) => {
-            arrow::compute::cast(c, &DataType::Utf8).map_err(|e| Error::arrow(format!("{table}: column `{name}`"), e))
+            arrow::compute::cast(c, &DataType::Utf8)
+                .map_err(|e| Error::arrow(format!("{table}: column `{name}`"), e))
         }
         t => Err(input_err!("{table}: column `{name}` is {t}, not text")),
     }
@@ -69,8 +70,15 @@ pub(crate) fn collect(
         let rule = text_column(b, "rule_id", "findings")?;
         let cat = text_column(b, "category", "findings")?;
         let sev = text_column(b, "severity", "findings")?;
-        let (setl, rule, cat, sev) = (setl.as_string::<i32>(), rule.as_string::<i32>(), cat.as_string::<i32>(), sev.as_string::<i32>());
-        let amt = b.column_by_name("amount_at_risk").ok_or_else(|| input_err!("findings: column `amount_at_risk` is missing"))?;
+        let (setl, rule, cat, sev) = (
+            setl.as_string::<i32>(),
+            rule.as_string::<i32>(),
+            cat.as_string::<i32>(),
+            sev.as_string::<i32>(),
+        );
+        let amt = b
+            .column_by_name("amount_at_risk")
+            .ok_or_else(|| input_err!("findings: column `amount_at_risk` is missing"))?;
         let scale = match amt.data_type() {
             DataType::Decimal128(_, s) if (0..=28).contains(s) => *s as u32,
             t => return Err(input_err!("findings: column `amount_at_risk` is {t}, not a decimal")),
@@ -88,25 +96,33 @@ pub(crate) fn collect(
             if cfg.score.rule.get(rule_id) == Some(&0.0) {
                 continue;
             }
-            let severity = if sev.is_null(r) { None } else { Severity::parse(sev.value(r)) }.ok_or_else(|| {
-                input_err!(
-                    "findings: rule {rule_id} on settlement {}: severity `{}` is not high, medium or low",
-                    setl.value(r),
-                    if sev.is_null(r) { "" } else { sev.value(r) }
-                )
-            })?;
+            let severity =
+                if sev.is_null(r) { None } else { Severity::parse(sev.value(r)) }.ok_or_else(|| {
+                    input_err!(
+                        "findings: rule {rule_id} on settlement {}: severity `{}` is not high, medium or low",
+                        setl.value(r),
+                        if sev.is_null(r) { "" } else { sev.value(r) }
+                    )
+                })?;
             let category = if cat.is_null(r) { "" } else { cat.value(r) };
             let amount = if amt.is_null(r) {
                 Decimal::ZERO
             } else {
-                Decimal::try_from_i128_with_scale(amt.value(r), scale)
-                    .map_err(|e| input_err!("findings: rule {rule_id} on settlement {}: amount_at_risk: {e}", setl.value(r)))?
+                Decimal::try_from_i128_with_scale(amt.value(r), scale).map_err(|e| {
+                    input_err!(
+                        "findings: rule {rule_id} on settlement {}: amount_at_risk: {e}",
+                        setl.value(r)
+                    )
+                })?
             };
             let list = &mut hits[i];
             match list.iter_mut().find(|h| h.rule_id == rule_id) {
                 Some(h) => {
                     h.amount = h.amount.checked_add(amount).ok_or_else(|| {
-                        input_err!("findings: rule {rule_id} on settlement {}: amounts overflow", setl.value(r))
+                        input_err!(
+                            "findings: rule {rule_id} on settlement {}: amounts overflow",
+                            setl.value(r)
+                        )
                     })?;
                     // Severity orders High < Medium < Low: the smaller is the more severe.
                     h.severity = h.severity.min(severity);
@@ -183,7 +199,8 @@ pub(crate) fn score(hits: &mut [RuleHit], groups: &HashMap<&str, usize>, cfg: &S
 
 /// `1234.5` → `1,234.50`.
 pub(crate) fn yuan(d: Decimal) -> String {
-    let s = format!("{:.2}", d.round_dp_with_strategy(2, rust_decimal::RoundingStrategy::MidpointAwayFromZero));
+    let s =
+        format!("{:.2}", d.round_dp_with_strategy(2, rust_decimal::RoundingStrategy::MidpointAwayFromZero));
     let (sign, s) = s.strip_prefix('-').map_or(("", s.as_str()), |r| ("-", r));
     let (int, frac) = s.split_once('.').unwrap_or((s, "00"));
     let mut out = String::with_capacity(s.len() + int.len() / 3 + 1);
@@ -248,7 +265,11 @@ mod tests {
         assert!(one.reason.starts_with("OOA002 异地就医(medium, 0.00元)"), "{}", one.reason);
         assert!(one.reason.contains("STX001 统计异常(low, 0.00元, 同组不重复计分)"), "{}", one.reason);
         // without the group both count
-        let ungrouped = score(&mut [a, hit("STX001", "statistical_outlier", Severity::Low, "0"), c], &HashMap::new(), &cfg);
+        let ungrouped = score(
+            &mut [a, hit("STX001", "statistical_outlier", Severity::Low, "0"), c],
+            &HashMap::new(),
+            &cfg,
+        );
         assert!(ungrouped.score > one.score);
     }
 
