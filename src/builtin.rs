@@ -121,6 +121,69 @@ pub static CHECKS: &[Check] = &[
                   2026-03-10 is one working day late.",
         module: "benefit::deadline",
     },
+    Check {
+        id: "STA001",
+        title_zh: "单次结算费用远高于同组",
+        title_en: "Settlement cost far above its peer group",
+        category: "statistical_outlier",
+        severity: "low",
+        requires: &["setl"],
+        basis: "漯河大额合同 第二十五条（风险管控、精算与趋势分析）; datasets/stats/README.md",
+        what: "Modified z-score of ln(total fee) against the peer group (3-character ICD-10 × hospital level × \
+               medical-type class; small groups merged upward) by median and MAD; flags z > 5, fee ≥ 3 × the \
+               group median and Benjamini–Hochberg q < 0.01.",
+        why: "A case costing several times what the same diagnosis costs at the same level of hospital is worth \
+              a reviewer's look: inflated billing, upcoding or an error.",
+        example: "I63 at level-2 hospitals, median 8,200 yuan: a stay of 41,000 yuan (z 6.1) is flagged.",
+        module: "stats",
+    },
+    Check {
+        id: "STA002",
+        title_zh: "住院天数远高于同组",
+        title_en: "Length of stay far above its peer group",
+        category: "statistical_outlier",
+        severity: "low",
+        requires: &["setl"],
+        basis: "漯河大额合同 第二十五条; datasets/stats/README.md",
+        what: "Modified z-score of ln(1 + length of stay) of inpatient settlements against the peer group; flags \
+               z > 5, stay ≥ 3 × the group median and q < 0.01. Amount 0 (a review hint).",
+        why: "Stays far longer than the diagnosis needs may be padded (挂床) or badly coded.",
+        example: "J18 at level-1 hospitals, median 7 days: a 40-day stay is flagged.",
+        module: "stats",
+    },
+    Check {
+        id: "STA003",
+        title_zh: "机构费用高于病例组合期望",
+        title_en: "Facility cost above its case-mix expected cost",
+        category: "statistical_outlier",
+        severity: "medium",
+        requires: &["setl"],
+        basis: "漯河大额合同 第二十五条; datasets/stats/README.md",
+        what: "Observed inpatient cost of each facility against its expected cost by indirect standardisation \
+               over peer groups; random-effects z-test of ln(O/E) with the between-facility variance \
+               (DerSimonian–Laird, the facility left out); BH over facilities, q < 0.01 and O/E ≥ 1.30. \
+               Written on every settlement of the facility, the excess O − E split over them.",
+        why: "A facility billing systematically more than its case mix explains inflates every claim a little; \
+              rules on single claims do not see it.",
+        example: "O = 2.6 million, E = 1.7 million over 310 cases: O/E 1.53, z 5.2, q 0.0001.",
+        module: "stats",
+    },
+    Check {
+        id: "STA007",
+        title_zh: "个人年度住院次数异常",
+        title_en: "Admissions of a person in a year far above the population rate",
+        category: "statistical_outlier",
+        severity: "medium",
+        requires: &["setl"],
+        basis: "漯河大额合同 第二十五条; 河南大病合同 第十六条; datasets/stats/README.md",
+        what: "Stays per person and calendar year (planned chemotherapy / radiotherapy courses Z51 excluded) \
+               against the population's annual rate: Poisson upper tail, BH over person-years, q < 0.01, at \
+               least 8 stays and 3 × the expected. Written on every settlement of those stays.",
+        why: "Repeated admissions far beyond what anyone needs point to 挂床住院, lent cards or induced \
+              admissions.",
+        example: "13 stays in 2024 against 0.12 per person: p 1e-20, flagged.",
+        module: "stats",
+    },
 ];
 
 /// Looks a Rust-side check up by id.

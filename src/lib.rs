@@ -31,6 +31,7 @@ pub mod report_text;
 pub mod run;
 pub mod sample;
 pub mod schema;
+pub mod stats;
 /// The synthetic data generator (`medaudit gen`). Its folder is `src/gen/`, but `gen` is a
 /// reserved keyword in Rust 2024: refer to it as `crate::synth`.
 #[path = "gen/mod.rs"]

@@ -23,6 +23,8 @@ pub struct Manifest {
     pub findings: FindingCounts,
     pub benefit: serde_json::Value,
     pub deadlines: serde_json::Value,
+    pub statistics: serde_json::Value,
+    pub review_sample: serde_json::Value,
     pub undecided: Vec<serde_json::Value>,
     pub versions: BTreeMap<String, Version>,
     pub timings_seconds: BTreeMap<String, f64>,

@@ -24,6 +24,9 @@ use crate::output;
 use crate::publish::Staging;
 use crate::schema;
 
+/// Receives one log line per stage.
+pub type Logger = std::sync::Arc<dyn Fn(&str) + Send + Sync>;
+
 /// What to run on.
 #[derive(Clone, Default)]
 pub struct RunOptions {
@@ -48,7 +51,7 @@ pub struct RunOptions {
     pub skip_benefit: bool,
     pub progress: Option<ingest::Progress>,
     /// Log lines for the stages.
-    pub log: Option<std::sync::Arc<dyn Fn(&str) + Send + Sync>>,
+    pub log: Option<Logger>,
 }
 
 /// What a run produced.
@@ -154,9 +157,18 @@ async fn run_async(opts: &RunOptions) -> Result<RunSummary> {
     let tables = engine::Tables { data_dir: data_dir.clone(), kb_dirs, codes: codes_path.clone() };
     let ctx = engine::session(&tables).await?;
     let rules_out = engine::run_rules(&ctx, &rules, &rule_config, &run_id).await?;
+    timings.insert("rules".to_string(), t.elapsed().as_secs_f64());
+    let t = Instant::now();
+    log(opts, "statistical checks");
+    let stats_cfg = crate::stats::StatsConfig::load_default()?;
+    let stats = if opts.only_rules.is_empty() || opts.only_rules.iter().any(|id| id.starts_with("STA")) {
+        Some(crate::stats::run(&ctx, &stats_cfg).await?)
+    } else {
+        None
+    };
+    timings.insert("statistics".to_string(), t.elapsed().as_secs_f64());
     let examined_setl = count_rows(&ctx, "setl").await?;
     let examined_fee = count_rows(&ctx, "fee").await?;
-    timings.insert("rules".to_string(), t.elapsed().as_secs_f64());
 
     // 3. Benefit recalculation and payment deadlines.
     let t = Instant::now();
@@ -167,6 +179,13 @@ async fn run_async(opts: &RunOptions) -> Result<RunSummary> {
         vec![]
     };
     let mut rust_findings: Vec<Finding> = report.findings.clone();
+    let stats_json = match &stats {
+        Some(s) => serde_json::json!({ "checks": s.checks, "notes": s.notes }),
+        None => serde_json::json!({ "skipped": "not selected" }),
+    };
+    if let Some(s) = stats {
+        rust_findings.extend(s.findings);
+    }
     let mut benefit_json = serde_json::json!({ "skipped": skip_benefit });
     let mut deadline_json = serde_json::json!({});
     let mut undecided = Vec::new();
@@ -251,6 +270,15 @@ async fn run_async(opts: &RunOptions) -> Result<RunSummary> {
     let checks: Vec<RecordBatch> = output::sorted(&bschema, &checks, &["setl_id"])?.into_iter().collect();
     output::write_parquet(&dir.join("benefit_check.parquet"), bschema.clone(), &checks)?;
     output::write_csv(&dir.join("benefit_check.csv"), &bschema, &checks)?;
+    // The second-review (复审) sample, from the findings of every check.
+    let sample_cfg = crate::sample::SampleConfig::load_default()?;
+    let sample = crate::sample::draw(&setl, &all, &codes, &sample_cfg)?;
+    crate::sample::write_csv(&dir.join("review_sample.csv"), &sample)?;
+    let sample_json = serde_json::json!({
+        "seed": sample.seed,
+        "drawn": sample.rows.len(),
+        "strata": serde_json::to_value(&sample.strata).unwrap_or_default(),
+    });
     if !outreach.is_empty() {
         let ob = benefit::outreach::to_batch(&outreach)?;
         output::write_csv(&dir.join("outreach.csv"), &benefit::outreach::outreach_schema(), &[ob])?;
@@ -280,7 +308,8 @@ async fn run_async(opts: &RunOptions) -> Result<RunSummary> {
         .collect();
     for (id, category) in crate::builtin::CHECKS.iter().map(|c| (c.id, c.category)) {
         let skipped = skip_benefit && matches!(category, "benefit_mismatch" | "late_payment")
-            || (category == "late_payment" && !report.present("pay"));
+            || (category == "late_payment" && !report.present("pay"))
+            || (category == "statistical_outlier" && stats_json.get("skipped").is_some());
         rule_entries.push(RuleEntry {
             id: id.to_string(),
             category: category.to_string(),
@@ -377,6 +406,8 @@ async fn run_async(opts: &RunOptions) -> Result<RunSummary> {
         findings: counts,
         benefit: benefit_json,
         deadlines: deadline_json,
+        statistics: stats_json,
+        review_sample: sample_json,
         undecided,
         versions,
         timings_seconds: timings,

@@ -771,16 +771,16 @@ proptest! {
                 res(&id, &psn, &day, &amt.to_string(), &recorded)
             };
             // kind 2: reverse the previous row of the same person, if any
-            if *kind == 2 {
-                if let Some(prev) = rows.iter().rev().find(|r| r.psn_no == psn && r.refd == "0").cloned() {
-                    let t = format!("{day} 11:00:00");
-                    let mut r = rev(&format!("{id}r"), &prev, &t);
-                    if r.setl_time < prev.setl_time {
-                        r.setl_time = prev.setl_time.replace("10:00:00", "12:00:00");
-                    }
-                    rows.push(r);
-                    continue;
+            if *kind == 2
+                && let Some(prev) = rows.iter().rev().find(|r| r.psn_no == psn && r.refd == "0").cloned()
+            {
+                let t = format!("{day} 11:00:00");
+                let mut r = rev(&format!("{id}r"), &prev, &t);
+                if r.setl_time < prev.setl_time {
+                    r.setl_time = prev.setl_time.replace("10:00:00", "12:00:00");
                 }
+                rows.push(r);
+                continue;
             }
             rows.push(row);
         }
@@ -906,6 +906,7 @@ fn deadline_beyond_the_calendar_is_undecided_naming_the_year() {
         pay("B2", "hifmi", "1", "2026-12-20", Some("2026-12-22")), // decidable without 2027
         pay("B3", "hifmi", "1", "2026-12-20", None),
         pay("B4", "hifmi", "9", "2026-03-02", None), // no deadline for channel 9
+        pay("B5", "hifmi", "1", "2023-06-01", None), // before the first resident policy
     ])];
     let out = check_deadlines(&pays, &setl, &policies(), &calendar(), date("2027-01-20")).unwrap();
     assert!(out.findings.is_empty());
@@ -917,6 +918,11 @@ fn deadline_beyond_the_calendar_is_undecided_naming_the_year() {
     assert_eq!(und["B3"].missing_year, Some(2027));
     assert_eq!(und["B4"].missing_year, None);
     assert!(out.notes.iter().any(|n| n.contains("2027")));
+    assert!(
+        out.notes.iter().any(|n| n.contains("2023年") && n.contains("1 笔支付未核查")),
+        "{:?}",
+        out.notes
+    );
 }
 
 #[test]

@@ -8,3 +8,4 @@ mod ingest_tests;
 mod rules_tests;
 mod run_tests;
 mod sample_tests;
+mod stats_tests;

@@ -28,10 +28,13 @@ WITH pairs AS (
     FROM kb_item_duplicate_pairs
     WHERE window_code IN ('day', 'visit', '1h') OR CAST(window_hours AS INT) >= 1
 ),
+-- every code of a pair, with its roles
 codes AS (
-    SELECT main_codg AS med_list_codg FROM pairs
-    UNION
-    SELECT sub_codg AS med_list_codg FROM pairs
+    SELECT med_list_codg, MAX(is_main) AS is_main, MAX(is_sub) AS is_sub
+    FROM (SELECT main_codg AS med_list_codg, 1 AS is_main, 0 AS is_sub FROM pairs
+          UNION ALL
+          SELECT sub_codg AS med_list_codg, 0 AS is_main, 1 AS is_sub FROM pairs) x
+    GROUP BY med_list_codg
 ),
 refund AS (
     SELECT r.init_feedetl_sn,
@@ -43,43 +46,49 @@ refund AS (
     GROUP BY r.init_feedetl_sn
 ),
 line AS (
-    SELECT f.feedetl_sn, f.setl_id, s.mdtrt_id, s.psn_no, f.fee_ocur_time, f.med_list_codg, f.med_list_name,
-           COALESCE(f.chrgitm_lv, '') <> '03' AS fund_item,
+    SELECT arrow_cast(f.feedetl_sn, 'Utf8') AS feedetl_sn, arrow_cast(f.setl_id, 'Utf8') AS setl_id,
+           f.fee_ocur_time, arrow_cast(f.med_list_codg, 'Utf8') AS med_list_codg,
+           arrow_cast(f.med_list_name, 'Utf8') AS med_list_name,
+           COALESCE(f.chrgitm_lv, '') <> '03' AS fund_item, k.is_main, k.is_sub,
            CAST(f.cnt + COALESCE(r.refund_cnt, 0) AS DECIMAL(20, 4)) AS cnt,
            CAST(COALESCE(f.inscp_scp_amt, f.det_item_fee_sumamt - COALESCE(f.fulamt_ownpay_amt, 0))
                 + COALESCE(r.refund_fund, 0) AS DECIMAL(20, 2)) AS fund
     FROM refund r
     RIGHT JOIN (codes k JOIN fee f ON f.med_list_codg = k.med_list_codg) ON r.init_feedetl_sn = f.feedetl_sn
-    JOIN setl_valid s ON s.setl_id = f.setl_id
     WHERE COALESCE(f.init_feedetl_sn, '') = ''
       AND f.cnt > 0
 ),
+-- main-item lines, with their stay (column names distinct from subs': DataFusion 55 may remap a
+-- pushed-down filter between same-named columns of a join's two sides)
 mains AS (
-    SELECT l.setl_id, l.mdtrt_id, l.psn_no, l.fee_ocur_time, l.feedetl_sn AS main_sn,
+    SELECT l.setl_id AS main_setl_id, s.mdtrt_id AS main_mdtrt_id, s.psn_no AS main_psn_no,
+           l.fee_ocur_time AS main_time, l.feedetl_sn AS main_sn,
            p.main_codg, p.main_name, p.sub_codg, p.window_zh, p.window_code, p.window_hours
-    FROM line l
-    JOIN pairs p ON p.main_codg = l.med_list_codg
-    WHERE l.cnt > 0
+    FROM pairs p
+    JOIN line l ON l.med_list_codg = p.main_codg
+    JOIN setl_valid s ON s.setl_id = l.setl_id
+    WHERE l.is_main = 1 AND l.cnt > 0
 ),
+-- sub-item lines that cost the fund, with their stay
 subs AS (
-    SELECT l.*
-    FROM line l
-    JOIN (SELECT DISTINCT sub_codg FROM pairs) p ON p.sub_codg = l.med_list_codg
-    WHERE l.cnt > 0 AND l.fund > 0 AND l.fund_item
+    SELECT l.*, s.mdtrt_id, s.psn_no
+    FROM setl_valid s
+    JOIN line l ON l.setl_id = s.setl_id
+    WHERE l.is_sub = 1 AND l.cnt > 0 AND l.fund > 0 AND l.fund_item
 ),
 hits AS (
     SELECT b.feedetl_sn,
            MIN(b.setl_id) AS setl_id, MIN(b.fee_ocur_time) AS fee_ocur_time, MIN(b.med_list_codg) AS sub_codg,
            MIN(b.med_list_name) AS sub_name, MIN(b.fund) AS fund,
            MIN(concat(m.main_name, '(', m.main_codg, ')，窗口', m.window_zh, '，主项目明细', m.main_sn)) AS main_desc
-    FROM subs b
-    JOIN mains m ON m.sub_codg = b.med_list_codg AND m.mdtrt_id = b.mdtrt_id AND m.psn_no = b.psn_no
+    FROM mains m
+    JOIN subs b ON b.med_list_codg = m.sub_codg AND b.mdtrt_id = m.main_mdtrt_id AND b.psn_no = m.main_psn_no
     WHERE CASE m.window_code
-              WHEN 'day' THEN m.setl_id = b.setl_id
-                              AND CAST(m.fee_ocur_time AS DATE) = CAST(b.fee_ocur_time AS DATE)
+              WHEN 'day' THEN m.main_setl_id = b.setl_id
+                              AND CAST(m.main_time AS DATE) = CAST(b.fee_ocur_time AS DATE)
               WHEN 'visit' THEN TRUE
-              WHEN '1h' THEN date_trunc('hour', m.fee_ocur_time) = date_trunc('hour', b.fee_ocur_time)
-              ELSE abs(CAST(m.fee_ocur_time AS BIGINT) - CAST(b.fee_ocur_time AS BIGINT)) <= 3600 * m.window_hours
+              WHEN '1h' THEN date_trunc('hour', m.main_time) = date_trunc('hour', b.fee_ocur_time)
+              ELSE abs(CAST(m.main_time AS BIGINT) - CAST(b.fee_ocur_time AS BIGINT)) <= 3600 * m.window_hours
           END
     GROUP BY b.feedetl_sn
 )

@@ -20,65 +20,65 @@ example = """P1 is in hospital A from 2024-03-01 to 2024-03-10 and is admitted t
 (discharged 2024-03-08): both stays are flagged. Had B admitted P1 on 2024-03-10, the day A discharged
 P1, it would be a transfer and neither is flagged."""
 */
--- Windows over a person's stays, no range self-join:
---   1. islands: a person's stays at one facility, merged where they overlap (gaps and islands);
---   2. an island overlaps an island of another facility iff the running max of discharge dates of the
+-- Windows only (no self-join), over the inpatient settlements (pieces) in one scan of setl_valid:
+--   1. each piece carries its stay's admission and discharge (min/max over its mdtrt_id);
+--   2. islands: a person's stays at one facility, merged where they overlap (gaps and islands);
+--   3. an island overlaps an island of another facility iff the running max of discharge dates of the
 --      islands ordered before it (by admission, discharge) is later than its admission, or the running
---      min of admission dates of the islands ordered after it is earlier than its discharge. Islands of
---      the same facility never overlap each other, so a hit is always another facility.
-WITH st AS (
-    SELECT psn_no, fixmedins_code, mdtrt_id, begndate, enddate
-    FROM stay
+--      min of admission dates of the islands ordered after it is earlier than its discharge (GROUPS
+--      frames, so that the pieces of the same island are not compared with each other). Islands of the
+--      same facility never overlap each other, so a hit is always another facility.
+WITH p AS (
+    SELECT setl_id, psn_no, fixmedins_code, mdtrt_id, fund_pay,
+           MIN(begndate) OVER (PARTITION BY psn_no, fixmedins_code, mdtrt_id) AS b,
+           MAX(enddate) OVER (PARTITION BY psn_no, fixmedins_code, mdtrt_id) AS e
+    FROM setl_valid
+    WHERE is_inpatient
 ),
 marked AS (
-    SELECT st.*,
-           CASE WHEN begndate < MAX(enddate) OVER (
-                    PARTITION BY psn_no, fixmedins_code ORDER BY begndate, enddate, mdtrt_id
-                    ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
+    SELECT p.*,
+           CASE WHEN b < MAX(e) OVER (PARTITION BY psn_no, fixmedins_code ORDER BY b, e, mdtrt_id
+                                      ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
                 THEN 0 ELSE 1 END AS new_island
-    FROM st
+    FROM p
 ),
 numbered AS (
     SELECT marked.*,
-           SUM(new_island) OVER (
-               PARTITION BY psn_no, fixmedins_code ORDER BY begndate, enddate, mdtrt_id
-               ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS island
+           SUM(new_island) OVER (PARTITION BY psn_no, fixmedins_code ORDER BY b, e, mdtrt_id
+                                 ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS island
     FROM marked
 ),
-islands AS (
-    SELECT psn_no, fixmedins_code, island, MIN(begndate) AS begndate, MAX(enddate) AS enddate
+isl AS (
+    SELECT numbered.*,
+           MIN(b) OVER (PARTITION BY psn_no, fixmedins_code, island) AS ib,
+           MAX(e) OVER (PARTITION BY psn_no, fixmedins_code, island) AS ie
     FROM numbered
-    GROUP BY psn_no, fixmedins_code, island
 ),
 checked AS (
-    SELECT islands.*,
-           MAX(concat(CAST(enddate AS VARCHAR), ' ', fixmedins_code)) OVER (
-               PARTITION BY psn_no ORDER BY begndate, enddate, fixmedins_code
-               ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS before_end,
-           MIN(concat(CAST(begndate AS VARCHAR), ' ', fixmedins_code)) OVER (
-               PARTITION BY psn_no ORDER BY begndate, enddate, fixmedins_code
-               ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING) AS after_begin
-    FROM islands
+    SELECT isl.*,
+           MAX(concat(CAST(ie AS VARCHAR), ' ', fixmedins_code)) OVER (
+               PARTITION BY psn_no ORDER BY ib, ie, fixmedins_code, island
+               GROUPS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS before_end,
+           MIN(concat(CAST(ib AS VARCHAR), ' ', fixmedins_code)) OVER (
+               PARTITION BY psn_no ORDER BY ib, ie, fixmedins_code, island
+               GROUPS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING) AS after_begin
+    FROM isl
 ),
 hits AS (
-    SELECT psn_no, fixmedins_code, island,
-           CASE WHEN substr(before_end, 1, 10) > CAST(begndate AS VARCHAR) THEN before_end END AS hit_before,
-           CASE WHEN substr(after_begin, 1, 10) < CAST(enddate AS VARCHAR) THEN after_begin END AS hit_after
+    SELECT checked.*,
+           substr(before_end, 1, 10) > CAST(ib AS VARCHAR) AS hit_before,
+           substr(after_begin, 1, 10) < CAST(ie AS VARCHAR) AS hit_after
     FROM checked
-    WHERE substr(before_end, 1, 10) > CAST(begndate AS VARCHAR)
-       OR substr(after_begin, 1, 10) < CAST(enddate AS VARCHAR)
 )
-SELECT s.setl_id,
-       s.fund_pay AS amount_at_risk,
-       concat('本次住院', CAST(n.begndate AS VARCHAR), '至', CAST(n.enddate AS VARCHAR), '（', s.fixmedins_code, '）',
-              CASE WHEN h.hit_before IS NOT NULL
-                   THEN concat('，入院时仍在', substr(h.hit_before, 12), '住院（至', substr(h.hit_before, 1, 10), '出院）')
+SELECT setl_id,
+       fund_pay AS amount_at_risk,
+       concat('本次住院', CAST(b AS VARCHAR), '至', CAST(e AS VARCHAR), '（', fixmedins_code, '）',
+              CASE WHEN hit_before
+                   THEN concat('，入院时仍在', substr(before_end, 12), '住院（至', substr(before_end, 1, 10), '出院）')
                    ELSE '' END,
-              CASE WHEN h.hit_after IS NOT NULL
-                   THEN concat('，出院前已于', substr(h.hit_after, 1, 10), '在', substr(h.hit_after, 12), '入院')
+              CASE WHEN hit_after
+                   THEN concat('，出院前已于', substr(after_begin, 1, 10), '在', substr(after_begin, 12), '入院')
                    ELSE '' END,
               '：同一人同期在两家机构住院') AS detail
-FROM hits h
-JOIN numbered n ON n.psn_no = h.psn_no AND n.fixmedins_code = h.fixmedins_code AND n.island = h.island
-JOIN setl_valid s ON s.psn_no = n.psn_no AND s.fixmedins_code = n.fixmedins_code AND s.mdtrt_id = n.mdtrt_id
-WHERE s.is_inpatient
+FROM hits
+WHERE COALESCE(hit_before, FALSE) OR COALESCE(hit_after, FALSE)

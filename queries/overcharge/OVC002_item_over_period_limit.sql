@@ -12,7 +12,8 @@ than max_cnt times for one person within any period_days consecutive days, acros
 facilities. For each day the item is billed, the units of that day and of the period_days − 1
 days before are summed; the units above max_cnt that fall on that day are in excess: with a limit
 of once in 14 days, tests 14 days apart are lawful, 13 days apart the later one is flagged. Items
-sharing a limit_group (default: each code on its own) count together and must share period_days.
+sharing a limit_group (default: each code on its own) count together under the group's strictest
+limit (fewest units, longest period).
 Refund lines are netted; lines fully paid by the patient do not count. The amount at risk is the
 excess units' share of the day's fund-paid amount."""
 why = """The sheet's periods follow clinical guidelines (HbA1c reflects 2-3 months of glycaemia, a
@@ -29,11 +30,18 @@ example = """Person P1 has 糖化血红蛋白测定 (002503020030000, 1 per 15 d
 -- before, and the day itself) into "x' >= x − 1" for whole days, so one frame
 -- RANGE BETWEEN 1 PRECEDING AND CURRENT ROW serves every item (period_days is constant within a
 -- partition). The half-day margin keeps the comparison far from floating-point rounding.
-WITH kb AS (
-    SELECT DISTINCT med_list_codg, med_list_name AS kb_name, CAST(max_cnt AS INT) AS max_cnt,
+WITH kb_rows AS (
+    SELECT DISTINCT med_list_codg, med_list_name, CAST(max_cnt AS INT) AS max_cnt,
            CAST(period_days AS INT) AS period_days, COALESCE(limit_group, med_list_codg) AS limit_group
     FROM kb_item_limit_period
     WHERE max_cnt IS NOT NULL AND CAST(period_days AS INT) >= 1
+),
+-- items of one limit_group share its strictest limit (fewest units, longest period)
+kb AS (
+    SELECT r.med_list_codg, r.med_list_name AS kb_name, g.max_cnt, g.period_days, r.limit_group
+    FROM (SELECT limit_group, MIN(max_cnt) AS max_cnt, MAX(period_days) AS period_days
+          FROM kb_rows GROUP BY limit_group) g
+    JOIN kb_rows r ON r.limit_group = g.limit_group
 ),
 refund AS (
     SELECT r.init_feedetl_sn,
@@ -45,7 +53,8 @@ refund AS (
     GROUP BY r.init_feedetl_sn
 ),
 line AS (
-    SELECT f.feedetl_sn, f.setl_id, CAST(f.fee_ocur_time AS DATE) AS fee_day, f.med_list_codg,
+    SELECT arrow_cast(f.feedetl_sn, 'Utf8') AS feedetl_sn, arrow_cast(f.setl_id, 'Utf8') AS setl_id,
+           CAST(f.fee_ocur_time AS DATE) AS fee_day, arrow_cast(f.med_list_codg, 'Utf8') AS med_list_codg,
            kb.kb_name, kb.max_cnt, kb.period_days, kb.limit_group,
            CAST(f.cnt + COALESCE(r.refund_cnt, 0) AS DECIMAL(20, 4)) AS cnt,
            CAST(COALESCE(f.inscp_scp_amt, f.det_item_fee_sumamt - COALESCE(f.fulamt_ownpay_amt, 0))
@@ -63,8 +72,8 @@ daily AS (
            MIN(l.max_cnt) AS max_cnt, MIN(l.period_days) AS period_days,
            SUM(l.cnt) AS cnt, SUM(l.fund) AS fund,
            string_agg(l.feedetl_sn, ';' ORDER BY l.feedetl_sn) AS sns
-    FROM line l
-    JOIN setl_valid s ON s.setl_id = l.setl_id
+    FROM setl_valid s
+    JOIN line l ON l.setl_id = s.setl_id
     WHERE l.cnt > 0 AND l.fund > 0
     GROUP BY s.psn_no, l.limit_group, l.fee_day, l.setl_id
 ),

@@ -48,7 +48,8 @@ refund AS (
     GROUP BY r.init_feedetl_sn
 ),
 line AS (
-    SELECT f.feedetl_sn, f.setl_id, CAST(f.fee_ocur_time AS DATE) AS fee_day, f.med_list_codg,
+    SELECT arrow_cast(f.feedetl_sn, 'Utf8') AS feedetl_sn, arrow_cast(f.setl_id, 'Utf8') AS setl_id,
+           CAST(f.fee_ocur_time AS DATE) AS fee_day, arrow_cast(f.med_list_codg, 'Utf8') AS med_list_codg,
            kb.kb_name, kb.note, kb.max_course_days, kb.min_interval_days, kb.limit_group,
            CAST(f.cnt + COALESCE(r.refund_cnt, 0) AS DECIMAL(20, 4)) AS cnt,
            CAST(COALESCE(f.inscp_scp_amt, f.det_item_fee_sumamt - COALESCE(f.fulamt_ownpay_amt, 0))
@@ -66,8 +67,8 @@ daily AS (
            MIN(l.max_course_days) AS max_course_days, MIN(l.min_interval_days) AS min_interval_days,
            SUM(l.cnt) AS cnt, SUM(l.fund) AS fund,
            string_agg(l.feedetl_sn, ';' ORDER BY l.feedetl_sn) AS sns
-    FROM line l
-    JOIN setl_valid s ON s.setl_id = l.setl_id
+    FROM setl_valid s
+    JOIN line l ON l.setl_id = s.setl_id
     WHERE l.cnt > 0 AND l.fund > 0
     GROUP BY s.psn_no, l.limit_group, l.fee_day, l.setl_id
 ),

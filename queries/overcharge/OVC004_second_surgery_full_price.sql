@@ -45,8 +45,10 @@ refund AS (
     GROUP BY r.init_feedetl_sn
 ),
 line AS (
-    SELECT f.feedetl_sn, f.setl_id, CAST(f.fee_ocur_time AS DATE) AS fee_day, f.med_list_codg,
-           f.med_list_name, f.pric, COALESCE(f.chrgitm_lv, '') <> '03' AS fund_item,
+    SELECT arrow_cast(f.feedetl_sn, 'Utf8') AS feedetl_sn, arrow_cast(f.setl_id, 'Utf8') AS setl_id,
+           CAST(f.fee_ocur_time AS DATE) AS fee_day, arrow_cast(f.med_list_codg, 'Utf8') AS med_list_codg,
+           arrow_cast(f.med_list_name, 'Utf8') AS med_list_name, f.pric,
+           COALESCE(f.chrgitm_lv, '') <> '03' AS fund_item,
            CAST(f.cnt + COALESCE(r.refund_cnt, 0) AS DECIMAL(20, 4)) AS cnt,
            CAST(COALESCE(f.inscp_scp_amt, f.det_item_fee_sumamt - COALESCE(f.fulamt_ownpay_amt, 0))
                 + COALESCE(r.refund_fund, 0) AS DECIMAL(20, 2)) AS fund
@@ -59,8 +61,8 @@ line AS (
 priced AS (
     SELECT l.*, s.fixmedins_code,
            MAX(l.pric) OVER (PARTITION BY s.fixmedins_code, l.med_list_codg) AS full_pric
-    FROM line l
-    JOIN setl_valid s ON s.setl_id = l.setl_id
+    FROM setl_valid s
+    JOIN line l ON l.setl_id = s.setl_id
     WHERE l.cnt > 0
 ),
 grouped AS (

@@ -34,6 +34,10 @@ type = "text_list"
 default = ["01", "02", "07", "12", "13"]
 doc = "med_chrgitm_type values that are not treatment (bed, consultation, nursing, general, registration)."
 */
+-- Cost at 100 M lines: the fee scan keeps only the treatment lines of long stays (joined to the small set
+-- of their settlements, written first so that it is the hash-join build side), is reduced to one row
+-- per settlement and day, and only then joined to the stays; cancelled lines are removed by an outer
+-- join against the (small) set of refunded line ids, again on the build side.
 WITH st AS (
     SELECT psn_no, fixmedins_code, mdtrt_id, begndate, enddate,
            CAST(begndate AS INT) AS b, CAST(enddate AS INT) AS e
@@ -46,21 +50,32 @@ piece AS (
     JOIN st ON st.psn_no = s.psn_no AND st.fixmedins_code = s.fixmedins_code AND st.mdtrt_id = s.mdtrt_id
     WHERE s.is_inpatient
 ),
+cancelled AS (
+    SELECT DISTINCT init_feedetl_sn AS sn
+    FROM fee
+    WHERE init_feedetl_sn <> ''
+),
 line AS (
-    SELECT f.feedetl_sn, p.psn_no, p.fixmedins_code, p.mdtrt_id,
-           CAST(CAST(f.fee_ocur_time AS DATE) AS INT) AS day, p.b, p.e
-    FROM fee f
-    JOIN piece p ON p.setl_id = f.setl_id
+    SELECT f.setl_id, f.feedetl_sn, CAST(CAST(f.fee_ocur_time AS DATE) AS INT) AS day
+    FROM piece p
+    JOIN fee f ON f.setl_id = p.setl_id
     WHERE f.cnt > 0
       AND COALESCE(f.init_feedetl_sn, '') = ''
       AND NOT COALESCE(f.med_chrgitm_type IN ${idle_types}, FALSE)
 ),
+setl_day AS (
+    SELECT l.setl_id, l.day
+    FROM cancelled c
+    RIGHT JOIN line l ON c.sn = l.feedetl_sn
+    WHERE c.sn IS NULL
+    GROUP BY l.setl_id, l.day
+),
 treat AS (
-    SELECT psn_no, fixmedins_code, mdtrt_id, COUNT(DISTINCT day) AS treat_days
-    FROM line l
-    WHERE day >= b AND day < e
-      AND NOT EXISTS (SELECT 1 FROM fee r WHERE r.init_feedetl_sn = l.feedetl_sn)
-    GROUP BY psn_no, fixmedins_code, mdtrt_id
+    SELECT p.psn_no, p.fixmedins_code, p.mdtrt_id, COUNT(DISTINCT d.day) AS treat_days
+    FROM piece p
+    JOIN setl_day d ON d.setl_id = p.setl_id
+    WHERE d.day >= p.b AND d.day < p.e
+    GROUP BY p.psn_no, p.fixmedins_code, p.mdtrt_id
 ),
 judged AS (
     SELECT st.*, st.e - st.b AS days, COALESCE(t.treat_days, 0) AS treat_days

@@ -46,7 +46,9 @@ refund AS (
     GROUP BY r.init_feedetl_sn
 ),
 line AS (
-    SELECT f.feedetl_sn, f.setl_id, f.fee_ocur_time, f.med_list_codg, kb.kb_name, kb.limit_gender, kb.kb_gend,
+    SELECT arrow_cast(f.feedetl_sn, 'Utf8') AS feedetl_sn, arrow_cast(f.setl_id, 'Utf8') AS setl_id,
+           f.fee_ocur_time, arrow_cast(f.med_list_codg, 'Utf8') AS med_list_codg, kb.kb_name,
+           kb.limit_gender, kb.kb_gend,
            kb.other_indications,
            CAST(f.cnt + COALESCE(r.refund_cnt, 0) AS DECIMAL(20, 4)) AS cnt,
            CAST(COALESCE(f.inscp_scp_amt, f.det_item_fee_sumamt - COALESCE(f.fulamt_ownpay_amt, 0))
@@ -66,8 +68,8 @@ SELECT l.setl_id,
               CASE WHEN l.other_indications = 'true' THEN '（该药另有适应症，需核实）' ELSE '' END) AS detail,
        l.feedetl_sn AS feedetl_sns,
        CASE WHEN l.other_indications = 'true' THEN ${other_indications_severity} END AS severity
-FROM line l
-JOIN setl_valid s ON s.setl_id = l.setl_id
+FROM setl_valid s
+JOIN line l ON l.setl_id = s.setl_id
 WHERE l.cnt > 0
   AND l.fund > 0
   AND s.gend IN ('1', '2')

@@ -49,7 +49,8 @@ refund AS (
     GROUP BY r.init_feedetl_sn
 ),
 line AS (
-    SELECT f.feedetl_sn, f.setl_id, CAST(f.fee_ocur_time AS DATE) AS fee_day, f.med_list_codg,
+    SELECT arrow_cast(f.feedetl_sn, 'Utf8') AS feedetl_sn, arrow_cast(f.setl_id, 'Utf8') AS setl_id,
+           CAST(f.fee_ocur_time AS DATE) AS fee_day, arrow_cast(f.med_list_codg, 'Utf8') AS med_list_codg,
            kb.kb_name, kb.limit_age_group, kb.age_below, kb.age_unit, kb.exempt_on_maternity,
            CAST(f.cnt + COALESCE(r.refund_cnt, 0) AS DECIMAL(20, 4)) AS cnt,
            CAST(COALESCE(f.inscp_scp_amt, f.det_item_fee_sumamt - COALESCE(f.fulamt_ownpay_amt, 0))
@@ -67,8 +68,8 @@ aged AS (
                + (date_part('month', l.fee_day) - date_part('month', s.brdy))
                - CASE WHEN date_part('day', l.fee_day) < date_part('day', s.brdy) THEN 1 ELSE 0 END AS age_months,
            CAST(l.fee_day AS INT) - CAST(s.brdy AS INT) AS age_days
-    FROM line l
-    JOIN setl_valid s ON s.setl_id = l.setl_id
+    FROM setl_valid s
+    JOIN line l ON l.setl_id = s.setl_id
     WHERE l.cnt > 0 AND l.fund > 0 AND s.brdy IS NOT NULL
 )
 SELECT a.setl_id,

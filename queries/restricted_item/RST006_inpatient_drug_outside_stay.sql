@@ -36,7 +36,9 @@ refund AS (
     GROUP BY r.init_feedetl_sn
 ),
 line AS (
-    SELECT f.feedetl_sn, f.setl_id, CAST(f.fee_ocur_time AS DATE) AS fee_day, f.med_list_codg, kb.kb_name,
+    SELECT arrow_cast(f.feedetl_sn, 'Utf8') AS feedetl_sn, arrow_cast(f.setl_id, 'Utf8') AS setl_id,
+           CAST(f.fee_ocur_time AS DATE) AS fee_day, arrow_cast(f.med_list_codg, 'Utf8') AS med_list_codg,
+           kb.kb_name,
            kb.allows_emergency,
            CAST(f.cnt + COALESCE(r.refund_cnt, 0) AS DECIMAL(20, 4)) AS cnt,
            CAST(COALESCE(f.inscp_scp_amt, f.det_item_fee_sumamt - COALESCE(f.fulamt_ownpay_amt, 0))
@@ -54,8 +56,8 @@ SELECT l.setl_id,
               l.kb_name, '(', l.med_list_codg, ')，', CAST(l.fee_day AS VARCHAR),
               '，医保支付部分', CAST(CAST(l.fund AS DECIMAL(18, 2)) AS VARCHAR), '元') AS detail,
        l.feedetl_sn AS feedetl_sns
-FROM line l
-JOIN setl_valid s ON s.setl_id = l.setl_id
+FROM setl_valid s
+JOIN line l ON l.setl_id = s.setl_id
 LEFT JOIN (SELECT code, MIN(label) AS label FROM code WHERE field = 'med_type' GROUP BY code) c ON c.code = s.med_type
 WHERE l.cnt > 0
   AND l.fund > 0

@@ -1,8 +1,8 @@
 //! Payment deadlines in working days (`POLICY.md`, "Payment deadlines").
 //!
 //! Day 0 is `dcla_date`; the deadline is the `N`-th working day after it, `N` from the policy
-//! of the payment's fund and channel (for the insurance year of the settlement paid, else
-//! the year of `dcla_date`). Paying on the deadline day is on time. A payment is late when
+//! of the payment's fund and channel that serves the year of `dcla_date` (the contract in
+//! force when the claim was received). Paying on the deadline day is on time. A payment is late when
 //! `pay_date` is after the deadline, or when it is unpaid and `as_of` is after the deadline.
 //!
 //! The calendar is never guessed: when the deadline falls in a year the calendar lacks, the
@@ -22,7 +22,7 @@ use rust_decimal::Decimal;
 
 use super::calendar::{Calendar, Undecided};
 use super::policy::{Fund, PolicySet};
-use super::text::{self, yuan};
+use super::text::{self, IdHash, yuan};
 use super::{DeadlineOutput, RULE_LATE};
 use crate::error::Result;
 use crate::findings::{Finding, Severity};
@@ -43,7 +43,6 @@ pub struct UndecidedItem {
 struct SetlInfo<'a> {
     psn_no: &'a str,
     fixmedins_code: &'a str,
-    year: i32,
 }
 
 enum Verdict {
@@ -64,30 +63,25 @@ pub fn check_deadlines(
 ) -> Result<DeadlineOutput> {
     const P: &str = "pay";
     // the settlements paid
-    let mut wanted: HashSet<&str> = HashSet::new();
+    let mut wanted: HashSet<&str, IdHash> = HashSet::default();
     for b in pay {
         let ids = text::text(b, P, "setl_id")?;
         for i in 0..ids.len() {
             wanted.insert(text::s(ids, i));
         }
     }
-    let mut info: HashMap<&str, SetlInfo> = HashMap::with_capacity(wanted.len());
+    let mut info: HashMap<&str, SetlInfo, IdHash> =
+        HashMap::with_capacity_and_hasher(wanted.len(), IdHash::default());
     for b in setl {
         let ids = text::text(b, "setl", "setl_id")?;
         let psn = text::text(b, "setl", "psn_no")?;
         let fix = text::text(b, "setl", "fixmedins_code")?;
-        let end = text::date(b, "setl", "enddate")?;
         for i in 0..ids.len() {
             let id = text::s(ids, i);
             if !wanted.contains(id) {
                 continue;
             }
-            if let Some(d) = text::day(end, i) {
-                info.insert(
-                    id,
-                    SetlInfo { psn_no: text::s(psn, i), fixmedins_code: text::s(fix, i), year: d.year() },
-                );
-            }
+            info.insert(id, SetlInfo { psn_no: text::s(psn, i), fixmedins_code: text::s(fix, i) });
         }
     }
 
@@ -182,7 +176,8 @@ impl Payment<'_> {
         let Some(fund) = Fund::parse(self.fund) else {
             return self.undecided(format!("未知基金代码 {}，无法确定支付时限", self.fund), None);
         };
-        let year = s.map(|s| s.year).unwrap_or(self.dcla.year());
+        // the contract in force when the claim was received governs the deadline
+        let year = self.dcla.year();
         let Some((policy, _)) = policies.for_fund(fund, year) else {
             return Verdict::NoPolicy(fund, year);
         };

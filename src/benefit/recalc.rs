@@ -35,7 +35,7 @@ use rust_decimal::Decimal;
 use super::kernel::{self, KResult, KRow, Role};
 use super::outreach::OutreachRow;
 use super::policy::{Formula, Fund, Policy, PolicySet, Served};
-use super::text::{self, yuan};
+use super::text::{self, IdHash, yuan};
 use super::{BenefitOutput, BenefitStats, Incomplete, RULE_EMPLOYEE, RULE_RESIDENT};
 use crate::codes::CodeTables;
 use crate::error::{Error, Result};
@@ -189,14 +189,16 @@ pub fn recalculate(
     {
         return Err(input_err!("benefit tolerance {t} is negative"));
     }
+    let t0 = std::time::Instant::now();
     let cols: Vec<Cols> = setl.iter().map(Cols::new).collect::<Result<_>>()?;
     let pol: Vec<&Policy> = policies.policies().iter().collect();
-    let insutype_fund: HashMap<&str, Fund> = policies
+    let insutype_fund: HashMap<&str, Fund, IdHash> = policies
         .policies()
         .iter()
         .flat_map(|p| p.insutypes.iter().map(move |t| (t.as_str(), p.fund)))
         .collect();
 
+    eprintln!("TRACE 0 {:?}", t0.elapsed());
     // 1. rows
     let rows: Vec<Row> = cols
         .par_iter()
@@ -210,21 +212,24 @@ pub fn recalculate(
         return Err(other_err!("too many settlements for one recalculation ({})", rows.len()));
     }
 
+    eprintln!("TRACE 1 {:?}", t0.elapsed());
     // 2. settlement ids (a repeated id makes its person-years incomplete)
-    let mut by_id: HashMap<&str, u32> = HashMap::with_capacity(rows.len());
-    let mut dup_ids: HashSet<&str> = HashSet::new();
+    let mut by_id: HashMap<&str, u32, IdHash> =
+        HashMap::with_capacity_and_hasher(rows.len(), IdHash::default());
+    let mut dup_ids: HashSet<&str, IdHash> = HashSet::default();
     for (g, r) in rows.iter().enumerate() {
         if by_id.insert(r.setl_id, g as u32).is_some() {
             dup_ids.insert(r.setl_id);
         }
     }
-    let mut broken_py: HashSet<(&str, i32)> =
+    let mut broken_py: HashSet<(&str, i32), IdHash> =
         incomplete.by_year.iter().map(|(p, y)| (p.as_str(), *y)).collect();
-    let broken_psn: HashSet<&str> = incomplete.all_years.iter().map(|p| p.as_str()).collect();
+    let broken_psn: HashSet<&str, IdHash> = incomplete.all_years.iter().map(|p| p.as_str()).collect();
     for r in rows.iter().filter(|r| dup_ids.contains(r.setl_id)) {
         broken_py.insert((r.psn, r.year));
     }
 
+    eprintln!("TRACE 2 {:?}", t0.elapsed());
     // 3. entries (settlement, fund)
     let (mut entries, not_checked) = rows
         .par_iter()
@@ -246,6 +251,7 @@ pub fn recalculate(
                 (a, an)
             },
         );
+    eprintln!("TRACE 3 {:?}", t0.elapsed());
     entries.par_sort_unstable_by(|a, b| {
         a.psn
             .cmp(b.psn)
@@ -256,6 +262,7 @@ pub fn recalculate(
             .then(a.row.cmp(&b.row))
     });
 
+    eprintln!("TRACE 4 {:?}", t0.elapsed());
     // 4. person-years
     let mut runs: Vec<(usize, usize)> = Vec::new();
     let mut start = 0;
@@ -280,9 +287,13 @@ pub fn recalculate(
         broken_py: &broken_py,
         broken_psn: &broken_psn,
     };
+    eprintln!("TRACE 5 {:?}", t0.elapsed());
     let outs: Vec<RunOut> =
         runs.par_iter().map(|&(s, e)| ctx.person_year(&entries[s..e])).collect::<Result<_>>()?;
+    drop(entries);
+    drop(by_id);
 
+    eprintln!("TRACE 6 {:?}", t0.elapsed());
     // 5. outputs
     let mut out = BenefitOutput::default();
     let mut stats = BenefitStats { person_years: outs.len(), ..Default::default() };
@@ -298,11 +309,14 @@ pub fn recalculate(
         served.entry((o.fund, o.year)).or_insert((o.policy, 0)).1 += o.checks.len();
     }
     stats.not_checked = not_checked.values().sum();
+    eprintln!("TRACE 7 {:?}", t0.elapsed());
     out.checks = check_batches(outs.iter().flat_map(|o| o.checks.iter()), stats.checked_rows)?;
+    eprintln!("TRACE 8 {:?}", t0.elapsed());
     for o in outs {
         out.findings.extend(o.findings);
         out.outreach.extend(o.outreach);
     }
+    eprintln!("TRACE 9 {:?}", t0.elapsed());
     out.notes = notes(&pol, &served, &not_checked, &stats, tolerance);
     out.stats = stats;
     Ok(out)
@@ -312,10 +326,12 @@ fn read_rows<'a>(
     b: usize,
     c: &Cols<'a>,
     codes: &'a CodeTables,
-    insutype_fund: &HashMap<&str, Fund>,
+    insutype_fund: &HashMap<&str, Fund, IdHash>,
 ) -> Result<Vec<Row<'a>>> {
     let n = c.setl_id.len();
     let mut rows = Vec::with_capacity(n);
+    // med_type → class, memoised (a handful of codes)
+    let mut classes: HashMap<&str, Option<&'a str>, IdHash> = HashMap::default();
     for i in 0..n {
         let end =
             text::day(c.enddate, i).ok_or_else(|| input_err!("setl.enddate: empty value in row {i}"))?;
@@ -335,7 +351,9 @@ fn read_rows<'a>(
             reversal,
             init,
             own_fund: insutype_fund.get(text::s(c.insutype, i).trim()).copied(),
-            class: codes.class("med_type", text::s(c.med_type, i).trim()),
+            class: *classes
+                .entry(text::s(c.med_type, i).trim())
+                .or_insert_with_key(|k| codes.class("med_type", k)),
             paid: [nz(&c.hifmi), nz(&c.hifob)],
         });
     }
@@ -347,8 +365,8 @@ fn make_entries<'a>(
     g: usize,
     r: &Row<'a>,
     rows: &[Row<'a>],
-    by_id: &HashMap<&str, u32>,
-    dup_ids: &HashSet<&str>,
+    by_id: &HashMap<&str, u32, IdHash>,
+    dup_ids: &HashSet<&str, IdHash>,
     policies: &PolicySet,
     es: &mut Vec<Entry<'a>>,
     nc: &mut BTreeMap<(Fund, i32), usize>,
@@ -411,8 +429,8 @@ struct Ctx<'c, 'a> {
     policies: &'c PolicySet,
     codes: &'c CodeTables,
     tolerance: Option<Decimal>,
-    broken_py: &'c HashSet<(&'a str, i32)>,
-    broken_psn: &'c HashSet<&'a str>,
+    broken_py: &'c HashSet<(&'a str, i32), IdHash>,
+    broken_psn: &'c HashSet<&'a str, IdHash>,
 }
 
 impl<'a> Ctx<'_, 'a> {

@@ -7,7 +7,8 @@
 //!   the knowledge base and the views `setl_valid` and `stay`;
 //! - [`runner`]: runs the enabled rules and aggregates their evidence rows to findings;
 //! - [`docs`]: `medaudit rules list` / `medaudit rules show ID`;
-//! - [`fixture`]: rule fixtures (`tests/rules/*.toml`).
+//! - [`fixture`]: rule fixtures (`tests/rules/*.toml`);
+//! - [`udf`]: functions registered for the rules (`medaudit_hash64`).
 //!
 //! ```no_run
 //! # async fn f() -> medaudit::Result<()> {
@@ -26,6 +27,7 @@ pub mod fixture;
 pub mod rule;
 pub mod runner;
 pub mod session;
+pub mod udf;
 
 pub use config::RuleConfig;
 pub use docs::{render_list, render_show, render_show_with};

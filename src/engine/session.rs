@@ -84,6 +84,11 @@ fn session_config() -> SessionConfig {
         .with_target_partitions(cores)
         .with_information_schema(false)
         .set_bool("datafusion.sql_parser.parse_float_as_decimal", true)
+        // Joins build a hash table of their left input once and stream the right input without
+        // repartitioning it: the rules write the small side (a knowledge-base sheet, candidate
+        // settlements, duplicate keys) first, so that the 100 M-row fee table is never shuffled
+        // or built into a hash table (see queries/README.md).
+        .set_bool("datafusion.optimizer.repartition_joins", false)
 }
 
 /// Builds the session: registers every input table found in `data_dir` (`setl` and `fee` are
@@ -91,6 +96,9 @@ fn session_config() -> SessionConfig {
 /// Which input tables are present: [`present_tables`].
 pub async fn session(tables: &Tables) -> Result<SessionContext> {
     let ctx = SessionContext::new_with_config(session_config());
+    for f in super::udf::functions() {
+        ctx.register_udf(f);
+    }
     for name in INPUT_TABLES {
         let spec = crate::schema::table(name).ok_or_else(|| crate::other_err!("no table spec for {name}"))?;
         match find_input(&tables.data_dir, name) {

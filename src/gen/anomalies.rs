@@ -137,8 +137,14 @@ pub struct Plan {
 }
 
 impl Plan {
-    pub fn new(seed: u64, settlements: u64, rate: f64, malformed: bool, csv: bool, calendar: bool) -> Self {
-        let _ = seed;
+    pub fn new(
+        settlements: u64,
+        rate: f64,
+        malformed: bool,
+        csv: bool,
+        calendar: bool,
+        compact: bool,
+    ) -> Self {
         let n_chunks = settlements.div_ceil(CHUNK).max(1);
         let targets: Vec<u64> = (0..n_chunks)
             .map(|i| if i + 1 < n_chunks { CHUNK } else { settlements - CHUNK * (n_chunks - 1) })
@@ -155,7 +161,7 @@ impl Plan {
             }
             let count = match s.subkind {
                 "cluster" => (settlements / 50_000).clamp(1, 40),
-                "person_admission_count" => (settlements / 40_000).clamp(2, 60),
+                "person_admission_count" => (settlements / 40_000).clamp(if compact { 1 } else { 2 }, 60),
                 _ if s.role == Role::Anomaly => ((anomalies * s.weight / w_a).round() as u64).max(1),
                 _ => ((controls * s.weight / w_c).round() as u64).max(1),
             };
@@ -290,6 +296,15 @@ impl Gen<'_> {
 
     fn dx(&self, code: &str) -> usize {
         self.a.dx_by_code(code).unwrap_or(0)
+    }
+
+    /// A length of stay in `lo..=hi` (at most 5 days in compact mode).
+    fn span(&mut self, lo: i64, hi: i64) -> i32 {
+        if self.c.compact {
+            self.rng.range(lo.min(3), hi.min(5)) as i32
+        } else {
+            self.rng.range(lo, hi) as i32
+        }
     }
 
     fn day_in(&mut self, lo: i32, hi: i32) -> i32 {
@@ -587,7 +602,8 @@ impl Gen<'_> {
                         ..Default::default()
                     });
                     let begn = d0 + self.rng.range(0, 2) as i32;
-                    let mut st = StaySpec::new(t, dx, begn, self.rng.range(7, 14) as i32);
+                    let los = self.span(7, 14);
+                    let mut st = StaySpec::new(t, dx, begn, los);
                     st.refl = true;
                     let mut d = self.one(p, &st);
                     d.label(self.lab(&id, s, "同一县区多人短期内集中到同一异地机构住院"));
@@ -863,7 +879,7 @@ impl Gen<'_> {
                     let dx = self.dx_of(&["C34.900", "I21.900", "C92.000"]);
                     let b = ymd(y, 1, 10) + 95 * k + self.rng.range(0, 20) as i32;
                     let mut st = self.inst_stay(p, dx, b, Some(L3), &[]);
-                    st.los = st.los.clamp(8, 25);
+                    st.los = self.span(8, 25);
                     st.min_cost = per + self.rng.range(0, 3_000_000);
                     drafts.push(self.one(p, &st));
                 }
@@ -901,7 +917,7 @@ impl Gen<'_> {
                     let dx = self.dx_of(&["C92.000", "C34.900", "C16.900"]);
                     let b = ymd(y, 1, 10) + 100 * k + self.rng.range(0, 20) as i32;
                     let mut st = self.inst_stay(p, dx, b, Some(L3), &[]);
-                    st.los = st.los.clamp(10, 30);
+                    st.los = self.span(10, 30);
                     st.min_cost = per + self.rng.range(0, per / 5);
                     let mut d = self.one(p, &st);
                     d.idet = idet;
@@ -964,7 +980,7 @@ impl Gen<'_> {
                 let mut drafts = Vec::new();
                 let mut b = d0;
                 for _ in 0..n {
-                    let los = if chemo { self.rng.range(2, 4) } else { self.rng.range(8, 14) } as i32;
+                    let los = if chemo { self.span(2, 4) } else { self.span(8, 14) };
                     let mut d = self.one(p, &StaySpec::new(fac, dx, b, los));
                     d.label(self.lab(&id, s, "按周期入院的放化疗，不属于分解住院"));
                     drafts.push(d);
@@ -1365,7 +1381,7 @@ impl Gen<'_> {
                 if class != "duplicate_key" {
                     let r = &self.a.regions[person.county as usize];
                     person.psn_no = format!(
-                        "{}{:012}",
+                        "{}{:010}",
                         r.city,
                         u64::from(self.chunk) * 100_000 + 99_999 - u64::from(seq)
                     );

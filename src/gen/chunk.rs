@@ -501,7 +501,7 @@ impl<'c> Gen<'c> {
         }
         let certno = crate::idcard::make(&r.admdvs, crate::synth::cal::date(brdy), seq);
         let local = self.persons.len() as u64;
-        let psn_no = format!("{}{:012}", r.city, u64::from(self.chunk) * 100_000 + local);
+        let psn_no = format!("{}{:010}", r.city, u64::from(self.chunk) * 100_000 + local);
         let idet = match spec.idet {
             Some(x) => x,
             None if employee => "",

@@ -373,7 +373,7 @@ impl Gen<'_> {
             }
         }
         v.push(self.mk_line(&lc, tube, t(0, 25_100), n0 * 10_000));
-        let every = if lc.lvl >= 2 { 2 } else { 3 };
+        let every = if lc.lvl >= 2 && !self.c.compact { 2 } else { 3 };
         let mut d = every;
         while d < los {
             let repeat: &[&str] = if cardio {

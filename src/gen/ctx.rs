@@ -27,6 +27,8 @@ pub fn band(age: i32) -> usize {
 pub struct Ctx {
     pub a: &'static Assets,
     pub seed: u64,
+    /// Short stays (at most 5 days unless an anomaly needs more), for the bundled sample.
+    pub compact: bool,
     pub cal: Calendar,
     /// Multiplicative random effect of each facility on cost and length of stay.
     pub fac_cost: Vec<f64>,
@@ -55,6 +57,7 @@ pub struct Ctx {
 }
 
 impl Ctx {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         a: &'static Assets,
         seed: u64,
@@ -63,6 +66,7 @@ impl Ctx {
         csv: bool,
         malformed: bool,
         cal: Calendar,
+        compact: bool,
     ) -> Self {
         let mut rng = Rng::new(seed, 0xFAC1_1171);
         let n = a.facilities.len();
@@ -116,10 +120,11 @@ impl Ctx {
         };
         let (resident_counties, resident_w) = role_counties("resident");
         let (employee_counties, employee_w) = role_counties("employee");
-        let plan = Plan::new(seed, settlements, anomaly_rate, malformed, csv, !cal.years.is_empty());
+        let plan = Plan::new(settlements, anomaly_rate, malformed, csv, !cal.years.is_empty(), compact);
         let mut ctx = Ctx {
             a,
             seed,
+            compact,
             cal,
             fac_cost,
             fac_los,

@@ -125,6 +125,10 @@ const TABLES: [&str; 4] = ["setl", "fee", "psn", "pay"];
 
 /// Generates an input folder and its labels. See the module documentation.
 pub fn generate(cfg: &GenConfig) -> Result<GenSummary> {
+    generate_with(cfg, false)
+}
+
+fn generate_with(cfg: &GenConfig, compact: bool) -> Result<GenSummary> {
     let started = Instant::now();
     if cfg.settlements == 0 {
         return Err(crate::input_err!("--settlements must be at least 1"));
@@ -138,7 +142,8 @@ pub fn generate(cfg: &GenConfig) -> Result<GenSummary> {
     prepare_dir(&input, &labels_dir)?;
     let cal = Calendar::load(&crate::paths::datasets_dir().join("calendar"))?;
     let csv = cfg.format == OutFormat::Csv;
-    let ctx = ctx::Ctx::new(a, cfg.seed, cfg.settlements, cfg.anomaly_rate, csv, cfg.malformed_rows, cal);
+    let ctx =
+        ctx::Ctx::new(a, cfg.seed, cfg.settlements, cfg.anomaly_rate, csv, cfg.malformed_rows, cal, compact);
     let dates = DateText::new(ymd(1900, 1, 1), ymd(2027, 12, 31));
     let n_chunks = ctx.plan.targets.len();
     let parts: Vec<(usize, usize)> =
@@ -208,16 +213,15 @@ pub fn generate(cfg: &GenConfig) -> Result<GenSummary> {
 }
 
 /// Regenerates the bundled sample (`datasets/sample/`): a few hundred settlements as UTF-8
-/// CSV with every kind of anomaly. Equivalent to
-/// `medaudit gen --out datasets/sample --settlements 600 --seed 20240101`.
+/// CSV with one instance of every anomaly, control and malformed row, and short stays (at
+/// most 5 days unless an anomaly needs more) so that it stays under 2 MB.
 pub fn write_sample(dir: &Path) -> Result<GenSummary> {
-    let mut cfg = GenConfig::new(dir.to_path_buf(), SAMPLE_SETTLEMENTS, SAMPLE_SEED);
-    cfg.anomaly_rate = 0.03;
-    generate(&cfg)
+    let cfg = GenConfig::new(dir.to_path_buf(), SAMPLE_SETTLEMENTS, SAMPLE_SEED);
+    generate_with(&cfg, true)
 }
 
 /// Size and seed of the bundled sample.
-pub const SAMPLE_SETTLEMENTS: u64 = 600;
+pub const SAMPLE_SETTLEMENTS: u64 = 200;
 pub const SAMPLE_SEED: u64 = 20_240_101;
 
 /// Clears a previous generator output (recognised by its `labels/summary.json`); refuses to
@@ -517,7 +521,11 @@ mod tests {
         if std::env::var("MEDAUDIT_GEN_FORMAT").is_ok_and(|f| f == "parquet") {
             cfg.format = OutFormat::Parquet;
         }
-        let s = generate(&cfg).unwrap();
+        let s = if std::env::var_os("MEDAUDIT_GEN_SAMPLE").is_some() {
+            write_sample(&cfg.out).unwrap()
+        } else {
+            generate(&cfg).unwrap()
+        };
         eprintln!("{s:?}");
     }
 

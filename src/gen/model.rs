@@ -224,13 +224,13 @@ pub enum BadRow {
 
 /// Ids derived from numbers, identical in every output format.
 pub fn setl_id(n: u64) -> String {
-    format!("41{n:016}")
+    format!("S{n:013}")
 }
 
 pub fn feedetl_sn(setl: u64, sn: u16) -> String {
-    format!("41{setl:016}{sn:04}")
+    format!("F{setl:013}{sn:04}")
 }
 
 pub fn pay_id(setl: u64) -> String {
-    format!("PY41{setl:016}")
+    format!("P{setl:013}")
 }

@@ -93,7 +93,11 @@ impl Gen<'_> {
             (_, 2) => 1.0,
             _ => 1.05,
         };
-        let cap = if d.profile == "psych" { 120.0 } else { 90.0 };
+        let cap = match (self.c.compact, d.profile.as_str()) {
+            (true, _) => 4.0,
+            (_, "psych") => 120.0,
+            _ => 90.0,
+        };
         (d.los * lvl * self.c.fac_los[fac as usize] * self.rng.lognormal(1.0, 0.45)).round().clamp(1.0, cap)
             as i32
     }

@@ -287,11 +287,8 @@ impl<'a, S: Sink> Mutate<'a, S> {
         let h = Some(self.col) == self.target;
         self.col += 1;
         if h {
-            if self.text.is_empty() {
-                self.inner.empty();
-            } else {
-                self.inner.s(self.text);
-            }
+            // An empty text, not a null: a missing value in a non-nullable column.
+            self.inner.s(self.text);
         }
         h
     }
@@ -350,8 +347,8 @@ pub fn setl_row<S: Sink>(o: &mut S, g: &Gen, s: &Setl) {
         None => (p.name.as_str(), p.certno.as_str(), p.gend, p.brdy),
     };
     let m = &s.m;
-    o.f(format_args!("41{:016}", s.id));
-    o.f(format_args!("42{:016}", s.mdtrt));
+    o.f(format_args!("S{:013}", s.id));
+    o.f(format_args!("M{:013}", s.mdtrt));
     o.s("01");
     o.s(&p.psn_no);
     o.s(name);
@@ -373,7 +370,7 @@ pub fn setl_row<S: Sink>(o: &mut S, g: &Gen, s: &Setl) {
     o.s(if s.manual { "2" } else { "1" });
     o.s(if s.reversal { "1" } else { "0" });
     match s.init {
-        Some(i) => o.f(format_args!("41{i:016}")),
+        Some(i) => o.f(format_args!("S{i:013}")),
         None => o.empty(),
     }
     for v in [m.medfee, m.fulamt, m.overlmt, m.pre, m.inscp, m.dedc, m.hifp] {
@@ -399,8 +396,8 @@ pub fn fee_row<S: Sink>(
     f: &Facility,
 ) {
     let b = &a.bill[l.bill as usize];
-    o.f(format_args!("41{setl:016}{:04}", l.sn));
-    o.f(format_args!("41{setl:016}"));
+    o.f(format_args!("F{setl:013}{:04}", l.sn));
+    o.f(format_args!("S{setl:013}"));
     o.s(&p.psn_no);
     o.ts(l.time);
     o.s(&b.code);
@@ -411,10 +408,10 @@ pub fn fee_row<S: Sink>(
     o.dec(l.pric6, 6);
     o.dec(l.amt, 2);
     match (l.init_sn, init) {
-        (Some(sn), Some(i)) => o.f(format_args!("41{i:016}{sn:04}")),
+        (Some(sn), Some(i)) => o.f(format_args!("F{i:013}{sn:04}")),
         _ => o.empty(),
     }
-    o.f(format_args!("42{mdtrt:016}"));
+    o.f(format_args!("M{mdtrt:013}"));
     o.dec(l.inscp, 2);
     o.dec(l.fulamt, 2);
     o.s(if l.lmt { "1" } else { "0" });
@@ -441,9 +438,9 @@ pub fn psn_row<S: Sink>(o: &mut S, a: &Assets, p: &Person) {
 pub fn pay_row<S: Sink>(o: &mut S, pay: &Pay, id: Option<&str>) {
     match id {
         Some(id) => o.s(id),
-        None => o.f(format_args!("PY41{:016}", pay.setl)),
+        None => o.f(format_args!("P{:013}", pay.setl)),
     }
-    o.f(format_args!("41{:016}", pay.setl));
+    o.f(format_args!("S{:013}", pay.setl));
     o.s(if pay.employee { "hifob" } else { "hifmi" });
     o.s(if pay.manual { "2" } else { "1" });
     o.date(Some(pay.dcla));
@@ -455,7 +452,7 @@ pub fn pay_row<S: Sink>(o: &mut S, pay: &Pay, id: Option<&str>) {
 /// One `medins` row.
 pub fn medins_row<S: Sink>(o: &mut S, f: &Facility, name: &str) {
     o.s(&f.code);
-    text_or_empty(o, name);
+    o.s(name);
     o.s(&f.admdvs);
     text_or_empty(o, f.lv_str());
     o.end();

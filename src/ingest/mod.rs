@@ -403,13 +403,11 @@ fn judge(spec: &TableSpec, mut p: Parsed, state: &mut State) -> Judged {
             .map(|r| (p.rejects[r].is_empty() && !col.is_null(r)).then(|| keys::hash(col.value(r))))
             .collect();
         let fresh = state.keys.entry(spec.name).or_default().insert_all(&hashes);
-        for r in 0..n {
-            if !fresh[r] {
-                p.rejects[r].push(Reject {
-                    class: "duplicate_key",
-                    message: format!("{key}（{label}）重复：{}，已保留首次出现的行", col.value(r)),
-                });
-            }
+        for (r, _) in fresh.iter().enumerate().filter(|(_, new)| !**new) {
+            p.rejects[r].push(Reject {
+                class: "duplicate_key",
+                message: format!("{key}（{label}）重复：{}，已保留首次出现的行", col.value(r)),
+            });
         }
     }
     if spec.name == "fee" {

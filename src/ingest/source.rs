@@ -70,10 +70,9 @@ pub fn discover(input: &Path, table: &str, stems: &[String]) -> Result<Vec<Sourc
                 found.push(parts);
             } else if path.is_file()
                 && name.strip_suffix(".csv").or(name.strip_suffix(".parquet")) == Some(&stem)
+                && let Some(format) = format_of(path)
             {
-                if let Some(format) = format_of(path) {
-                    found.push(vec![SourceFile { path: path.clone(), format }]);
-                }
+                found.push(vec![SourceFile { path: path.clone(), format }]);
             }
         }
     }

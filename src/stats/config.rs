@@ -1,0 +1,110 @@
+//! `datasets/stats/config.toml`: the parameters of the statistical checks.
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+/// Peer groups: 3-character ICD-10 × hospital level × medical-type class.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PeerConfig {
+    pub min_group_size: u64,
+    /// Merge small groups upward (chapter letter × level × class, then level × class);
+    /// otherwise their settlements are skipped.
+    pub merge_upward: bool,
+}
+
+/// STA001 / STA002.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SettlementConfig {
+    pub enabled: bool,
+    pub z_threshold: f64,
+    pub cost_ratio_floor: f64,
+    pub los_ratio_floor: f64,
+    pub q_threshold: f64,
+}
+
+/// STA003.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FacilityConfig {
+    pub enabled: bool,
+    pub inpatient_only: bool,
+    pub min_cases: u64,
+    pub q_threshold: f64,
+    pub cost_oe_floor: f64,
+}
+
+/// STA007.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PersonConfig {
+    pub enabled: bool,
+    pub q_threshold: f64,
+    pub min_admissions: u64,
+    pub ratio_floor: f64,
+    #[serde(default)]
+    pub exclude_dise_prefixes: Vec<String>,
+}
+
+/// The parameters of every statistical check.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StatsConfig {
+    pub peer: PeerConfig,
+    pub settlement: SettlementConfig,
+    pub facility: FacilityConfig,
+    pub person: PersonConfig,
+}
+
+impl StatsConfig {
+    /// Reads and validates a configuration file.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io("reading stats config", path, e))?;
+        Self::parse(path, &text)
+    }
+
+    /// The shipped `datasets/stats/config.toml`.
+    pub fn load_default() -> Result<Self> {
+        Self::load(&crate::paths::datasets_dir().join("stats/config.toml"))
+    }
+
+    /// Parses and validates configuration text (`path` names it in errors).
+    pub fn parse(path: &Path, text: &str) -> Result<Self> {
+        let c: StatsConfig = toml::from_str(text).map_err(|e| Error::config(path, e.to_string()))?;
+        c.validate().map_err(|m| Error::config(path, m))?;
+        Ok(c)
+    }
+
+    fn validate(&self) -> std::result::Result<(), String> {
+        let q = |name: &str, v: f64| {
+            if v > 0.0 && v < 1.0 { Ok(()) } else { Err(format!("{name} must be between 0 and 1, got {v}")) }
+        };
+        q("settlement.q_threshold", self.settlement.q_threshold)?;
+        q("facility.q_threshold", self.facility.q_threshold)?;
+        q("person.q_threshold", self.person.q_threshold)?;
+        let pos = |name: &str, v: f64| {
+            if v.is_finite() && v > 0.0 { Ok(()) } else { Err(format!("{name} must be > 0, got {v}")) }
+        };
+        pos("settlement.z_threshold", self.settlement.z_threshold)?;
+        pos("settlement.cost_ratio_floor", self.settlement.cost_ratio_floor)?;
+        pos("settlement.los_ratio_floor", self.settlement.los_ratio_floor)?;
+        pos("facility.cost_oe_floor", self.facility.cost_oe_floor)?;
+        pos("person.ratio_floor", self.person.ratio_floor)?;
+        if self.peer.min_group_size < 3 {
+            return Err("peer.min_group_size must be at least 3".into());
+        }
+        if self.facility.min_cases < 2 {
+            return Err("facility.min_cases must be at least 2".into());
+        }
+        for p in &self.person.exclude_dise_prefixes {
+            if p.is_empty() || !p.chars().all(|c| c.is_ascii_alphanumeric() || c == '.') {
+                return Err(format!("person.exclude_dise_prefixes: `{p}` is not an ICD-10 code prefix"));
+            }
+        }
+        Ok(())
+    }
+}
