@@ -1,4 +1,5 @@
 //! The one integration-test binary (each extra binary would link DataFusion again).
+#![allow(clippy::type_complexity)]
 
 mod benefit_tests;
 mod common;

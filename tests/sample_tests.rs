@@ -253,11 +253,12 @@ fn inclusion_probabilities_are_realised_by_the_draw() {
     let sb = setl_batch(&setl);
     let fb = to_batch(&f, "r").unwrap();
     let codes = common::codes();
-    let pi: HashMap<String, f64> = population(&[sb.clone()], &[fb.clone()], &codes, &c)
-        .unwrap()
-        .into_iter()
-        .map(|r| (r.setl_id, r.inclusion_prob))
-        .collect();
+    let pi: HashMap<String, f64> =
+        population(std::slice::from_ref(&sb), std::slice::from_ref(&fb), &codes, &c)
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.setl_id, r.inclusion_prob))
+            .collect();
     assert_eq!(pi.len(), 14);
     let total: f64 = pi.values().sum();
     assert!((total - 7.0).abs() < 1e-9, "expected sample size {total}");
@@ -270,7 +271,7 @@ fn inclusion_probabilities_are_realised_by_the_draw() {
     let mut count: HashMap<String, u64> = HashMap::new();
     for seed in 0..SEEDS {
         c.seed = seed;
-        let out = draw(&[sb.clone()], &[fb.clone()], &codes, &c).unwrap();
+        let out = draw(std::slice::from_ref(&sb), std::slice::from_ref(&fb), &codes, &c).unwrap();
         assert_eq!(out.rows.len(), 7, "seed {seed}");
         for r in out.rows {
             assert_eq!(r.inclusion_prob, pi[&r.setl_id], "the recorded probability is the design's");

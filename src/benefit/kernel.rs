@@ -92,8 +92,21 @@ fn reversal_target(rows: &[KRow], k: usize, j: usize, reversed: &mut [bool]) -> 
 /// `expected = max(0, round(F_group(B(k))) − E(k−1))`; a reversal takes its original's base
 /// out and expects minus its original's expected payment.
 pub fn resident(rows: &[KRow], p: &ResidentParams) -> KResult {
-    let mut out: Vec<KOut> = Vec::with_capacity(rows.len());
-    let mut reversed = vec![false; rows.len()];
+    let mut out = Vec::with_capacity(rows.len());
+    let broken = resident_into(rows, p, &mut out, &mut Vec::new());
+    KResult { rows: out, broken }
+}
+
+/// [`resident`] writing into reusable buffers; returns `broken`.
+pub fn resident_into(
+    rows: &[KRow],
+    p: &ResidentParams,
+    out: &mut Vec<KOut>,
+    reversed: &mut Vec<bool>,
+) -> bool {
+    out.clear();
+    reversed.clear();
+    reversed.resize(rows.len(), false);
     let mut broken = false;
     let (mut b, mut e) = (Decimal::ZERO, Decimal::ZERO);
     for (k, r) in rows.iter().enumerate() {
@@ -108,7 +121,7 @@ pub fn resident(rows: &[KRow], p: &ResidentParams) -> KResult {
                 broken = true;
                 (Decimal::ZERO, Decimal::ZERO)
             }
-            Role::Reversal(j) => match reversal_target(rows, k, j, &mut reversed) {
+            Role::Reversal(j) => match reversal_target(rows, k, j, reversed) {
                 Some(j) => (neg(out[j].contribution), neg(out[j].expected)),
                 None => {
                     broken = true;
@@ -120,7 +133,7 @@ pub fn resident(rows: &[KRow], p: &ResidentParams) -> KResult {
         out.push(KOut { expected, contribution, cumulative: b, prior_expected: e, above: None });
         e += expected;
     }
-    KResult { rows: out, broken }
+    broken
 }
 
 /// Employee large-expense subsidy: `H(k)` cumulative `hifp_pay` of covered rows; from the row
@@ -128,8 +141,21 @@ pub fn resident(rows: &[KRow], p: &ResidentParams) -> KResult {
 /// whole `inscp − dedc`), `expected = min(round(share × above), cap − E(k−1))`, never below
 /// 0. `share × above` is rounded exactly (no intermediate rounding of `hifp / r`).
 pub fn employee(rows: &[KRow], p: &EmployeeParams) -> KResult {
-    let mut out: Vec<KOut> = Vec::with_capacity(rows.len());
-    let mut reversed = vec![false; rows.len()];
+    let mut out = Vec::with_capacity(rows.len());
+    let broken = employee_into(rows, p, &mut out, &mut Vec::new());
+    KResult { rows: out, broken }
+}
+
+/// [`employee`] writing into reusable buffers; returns `broken`.
+pub fn employee_into(
+    rows: &[KRow],
+    p: &EmployeeParams,
+    out: &mut Vec<KOut>,
+    reversed: &mut Vec<bool>,
+) -> bool {
+    out.clear();
+    reversed.clear();
+    reversed.resize(rows.len(), false);
     let mut broken = false;
     let (mut h, mut e) = (Decimal::ZERO, Decimal::ZERO);
     for (k, r) in rows.iter().enumerate() {
@@ -159,7 +185,7 @@ pub fn employee(rows: &[KRow], p: &EmployeeParams) -> KResult {
                 broken = true;
                 (Decimal::ZERO, Decimal::ZERO)
             }
-            Role::Reversal(j) => match reversal_target(rows, k, j, &mut reversed) {
+            Role::Reversal(j) => match reversal_target(rows, k, j, reversed) {
                 Some(j) => (neg(out[j].contribution), neg(out[j].expected)),
                 None => {
                     broken = true;
@@ -171,7 +197,7 @@ pub fn employee(rows: &[KRow], p: &EmployeeParams) -> KResult {
         out.push(KOut { expected, contribution, cumulative: h, prior_expected: e, above });
         e += expected;
     }
-    KResult { rows: out, broken }
+    broken
 }
 
 /// `(round(share × max(0, a − hifp / r)), max(0, a − hifp / r) rounded for display)`, exact:

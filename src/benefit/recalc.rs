@@ -32,7 +32,7 @@ use chrono::Datelike;
 use rayon::prelude::*;
 use rust_decimal::Decimal;
 
-use super::kernel::{self, KResult, KRow, Role};
+use super::kernel::{self, KRow, Role};
 use super::outreach::OutreachRow;
 use super::policy::{Formula, Fund, Policy, PolicySet, Served};
 use super::text::{self, IdHash, yuan};
@@ -46,6 +46,8 @@ use crate::{input_err, other_err};
 const T: &str = "setl";
 /// Rows per `benefit_check` batch.
 const BATCH_ROWS: usize = 65_536;
+/// Rows per parallel task when building entries.
+const CHUNK: usize = 16_384;
 
 /// The columns of one settlement batch the recalculation reads.
 struct Cols<'a> {
@@ -148,21 +150,28 @@ struct Entry<'a> {
     role: ERole,
 }
 
-/// One `benefit_check` row.
-struct CheckRow<'a> {
-    setl_id: &'a str,
-    fund: Fund,
+/// The result for one entry (a `benefit_check` row with the entry's `setl_id` and fund).
+#[derive(Debug, Clone, Copy, Default)]
+struct Res {
     recorded: Decimal,
     expected: Decimal,
     incomplete: bool,
 }
 
+/// Buffers reused across the person-years one thread computes.
+#[derive(Default)]
+struct Scratch {
+    krows: Vec<KRow>,
+    kout: Vec<kernel::KOut>,
+    reversed: Vec<bool>,
+}
+
 /// The result of one person-year.
-struct RunOut<'a> {
+struct RunOut {
     fund: Fund,
     year: i32,
     policy: usize,
-    checks: Vec<CheckRow<'a>>,
+    rows: usize,
     findings: Vec<Finding>,
     outreach: Option<OutreachRow>,
     incomplete: bool,
@@ -189,7 +198,6 @@ pub fn recalculate(
     {
         return Err(input_err!("benefit tolerance {t} is negative"));
     }
-    let t0 = std::time::Instant::now();
     let cols: Vec<Cols> = setl.iter().map(Cols::new).collect::<Result<_>>()?;
     let pol: Vec<&Policy> = policies.policies().iter().collect();
     let insutype_fund: HashMap<&str, Fund, IdHash> = policies
@@ -198,21 +206,17 @@ pub fn recalculate(
         .flat_map(|p| p.insutypes.iter().map(move |t| (t.as_str(), p.fund)))
         .collect();
 
-    eprintln!("TRACE 0 {:?}", t0.elapsed());
     // 1. rows
-    let rows: Vec<Row> = cols
+    let parts: Vec<Vec<Row>> = cols
         .par_iter()
         .enumerate()
         .map(|(b, c)| read_rows(b, c, codes, &insutype_fund))
-        .collect::<Result<Vec<Vec<Row>>>>()?
-        .into_iter()
-        .flatten()
-        .collect();
+        .collect::<Result<_>>()?;
+    let rows: Vec<Row> = concat(parts);
     if rows.len() > u32::MAX as usize {
         return Err(other_err!("too many settlements for one recalculation ({})", rows.len()));
     }
 
-    eprintln!("TRACE 1 {:?}", t0.elapsed());
     // 2. settlement ids (a repeated id makes its person-years incomplete)
     let mut by_id: HashMap<&str, u32, IdHash> =
         HashMap::with_capacity_and_hasher(rows.len(), IdHash::default());
@@ -229,29 +233,28 @@ pub fn recalculate(
         broken_py.insert((r.psn, r.year));
     }
 
-    eprintln!("TRACE 2 {:?}", t0.elapsed());
     // 3. entries (settlement, fund)
-    let (mut entries, not_checked) = rows
-        .par_iter()
+    let parts: Vec<(Vec<Entry>, BTreeMap<(Fund, i32), usize>)> = rows
+        .par_chunks(CHUNK)
         .enumerate()
-        .fold(
-            || (Vec::new(), BTreeMap::new()),
-            |(mut es, mut nc): (Vec<Entry>, BTreeMap<(Fund, i32), usize>), (g, r)| {
-                make_entries(g, r, &rows, &by_id, &dup_ids, policies, &mut es, &mut nc);
-                (es, nc)
-            },
-        )
-        .reduce(
-            || (Vec::new(), BTreeMap::new()),
-            |(mut a, mut an), (b, bn)| {
-                a.extend(b);
-                for (k, v) in bn {
-                    *an.entry(k).or_insert(0) += v;
-                }
-                (a, an)
-            },
-        );
-    eprintln!("TRACE 3 {:?}", t0.elapsed());
+        .map(|(ci, chunk)| {
+            let mut es = Vec::with_capacity(chunk.len() + chunk.len() / 8);
+            let mut nc = BTreeMap::new();
+            for (k, r) in chunk.iter().enumerate() {
+                make_entries(ci * CHUNK + k, r, &rows, &by_id, &dup_ids, policies, &mut es, &mut nc);
+            }
+            (es, nc)
+        })
+        .collect();
+    let mut not_checked: BTreeMap<(Fund, i32), usize> = BTreeMap::new();
+    let mut entry_parts = Vec::with_capacity(parts.len());
+    for (es, nc) in parts {
+        entry_parts.push(es);
+        for (k, v) in nc {
+            *not_checked.entry(k).or_insert(0) += v;
+        }
+    }
+    let mut entries: Vec<Entry> = concat(entry_parts);
     entries.par_sort_unstable_by(|a, b| {
         a.psn
             .cmp(b.psn)
@@ -262,7 +265,6 @@ pub fn recalculate(
             .then(a.row.cmp(&b.row))
     });
 
-    eprintln!("TRACE 4 {:?}", t0.elapsed());
     // 4. person-years
     let mut runs: Vec<(usize, usize)> = Vec::new();
     let mut start = 0;
@@ -287,36 +289,46 @@ pub fn recalculate(
         broken_py: &broken_py,
         broken_psn: &broken_psn,
     };
-    eprintln!("TRACE 5 {:?}", t0.elapsed());
-    let outs: Vec<RunOut> =
-        runs.par_iter().map(|&(s, e)| ctx.person_year(&entries[s..e])).collect::<Result<_>>()?;
-    drop(entries);
+    let mut results = vec![Res::default(); entries.len()];
+    let mut slices: Vec<&mut [Res]> = Vec::with_capacity(runs.len());
+    let mut rest: &mut [Res] = &mut results;
+    for &(s, e) in &runs {
+        let (head, tail) = std::mem::take(&mut rest).split_at_mut(e - s);
+        slices.push(head);
+        rest = tail;
+    }
+    let outs: Vec<RunOut> = runs
+        .par_iter()
+        .zip(slices.into_par_iter())
+        .map_init(Scratch::default, |sc, (&(s, e), res)| ctx.person_year(&entries[s..e], res, sc))
+        .collect::<Result<_>>()?;
     drop(by_id);
 
-    eprintln!("TRACE 6 {:?}", t0.elapsed());
     // 5. outputs
     let mut out = BenefitOutput::default();
     let mut stats = BenefitStats { person_years: outs.len(), ..Default::default() };
     let mut served: BTreeMap<(Fund, i32), (usize, usize)> = BTreeMap::new();
     for o in &outs {
-        stats.checked_rows += o.checks.len();
+        stats.checked_rows += o.rows;
         if o.incomplete {
             stats.incomplete_person_years += 1;
-            stats.incomplete_rows += o.checks.len();
+            stats.incomplete_rows += o.rows;
         }
         stats.orphan_reversals += o.orphans;
         stats.unknown_med_type += o.unknown;
-        served.entry((o.fund, o.year)).or_insert((o.policy, 0)).1 += o.checks.len();
+        served.entry((o.fund, o.year)).or_insert((o.policy, 0)).1 += o.rows;
     }
     stats.not_checked = not_checked.values().sum();
-    eprintln!("TRACE 7 {:?}", t0.elapsed());
-    out.checks = check_batches(outs.iter().flat_map(|o| o.checks.iter()), stats.checked_rows)?;
-    eprintln!("TRACE 8 {:?}", t0.elapsed());
+    out.checks = entries
+        .par_chunks(BATCH_ROWS)
+        .zip(results.par_chunks(BATCH_ROWS))
+        .map(|(es, rs)| check_batch(es, rs))
+        .collect::<Result<_>>()?;
+    drop(entries);
     for o in outs {
         out.findings.extend(o.findings);
         out.outreach.extend(o.outreach);
     }
-    eprintln!("TRACE 9 {:?}", t0.elapsed());
     out.notes = notes(&pol, &served, &not_checked, &stats, tolerance);
     out.stats = stats;
     Ok(out)
@@ -439,7 +451,7 @@ impl<'a> Ctx<'_, 'a> {
         (&self.cols[r.b as usize], r.i as usize)
     }
 
-    fn person_year(&self, run: &[Entry<'a>]) -> Result<RunOut<'a>> {
+    fn person_year(&self, run: &[Entry<'a>], res: &mut [Res], sc: &mut Scratch) -> Result<RunOut> {
         let first = &run[0];
         let (fund, year, psn) = (first.fund, first.year, first.psn);
         let (policy, _) = self
@@ -453,8 +465,8 @@ impl<'a> Ctx<'_, 'a> {
             (run.len() > 256).then(|| run.iter().enumerate().map(|(k, e)| (e.row, k)).collect());
         let mut orphans = 0;
         let mut unknown = 0;
-        let mut krows = Vec::with_capacity(run.len());
-        let mut recorded = Vec::with_capacity(run.len());
+        let krows = &mut sc.krows;
+        krows.clear();
         for (k, e) in run.iter().enumerate() {
             let (c, i) = self.loc(e);
             let role = match e.role {
@@ -502,31 +514,40 @@ impl<'a> Ctx<'_, 'a> {
                 pool_prop: ratio,
                 preferential,
             });
-            recorded.push(c.recorded(fund, i)?);
+            res[k].recorded = c.recorded(fund, i)?;
         }
-        let res: KResult = match &policy.formula {
-            Formula::Resident(p) => kernel::resident(&krows, p),
-            Formula::Employee(p) => kernel::employee(&krows, p),
+        let broken = match &policy.formula {
+            Formula::Resident(p) => kernel::resident_into(krows, p, &mut sc.kout, &mut sc.reversed),
+            Formula::Employee(p) => kernel::employee_into(krows, p, &mut sc.kout, &mut sc.reversed),
         };
-        incomplete |= res.broken || unknown > 0;
+        incomplete |= broken || unknown > 0;
         let tol = self.tolerance.unwrap_or(policy.tolerance);
 
-        let mut checks = Vec::with_capacity(run.len());
         let mut findings = Vec::new();
         for (k, e) in run.iter().enumerate() {
-            let expected = res.rows[k].expected;
-            checks.push(CheckRow { setl_id: e.setl_id, fund, recorded: recorded[k], expected, incomplete });
+            let r = &mut res[k];
+            r.expected = sc.kout[k].expected;
+            r.incomplete = incomplete;
             if incomplete || e.reversal {
                 continue;
             }
-            let diff = recorded[k] - expected;
-            if diff.abs() > tol {
-                findings.push(self.finding(e, &krows[k], &res.rows[k], recorded[k], policy, year));
+            if (r.recorded - r.expected).abs() > tol {
+                findings.push(self.finding(e, &krows[k], &sc.kout[k], r.recorded, policy, year));
             }
         }
-        let outreach = if incomplete { None } else { self.outreach(run, &checks, policy, tol)? };
+        let outreach = if incomplete { None } else { self.outreach(run, res, policy, tol) };
         let pi = self.policies.policies().iter().position(|q| std::ptr::eq(q, policy)).unwrap_or(0);
-        Ok(RunOut { fund, year, policy: pi, checks, findings, outreach, incomplete, orphans, unknown })
+        Ok(RunOut {
+            fund,
+            year,
+            policy: pi,
+            rows: run.len(),
+            findings,
+            outreach,
+            incomplete,
+            orphans,
+            unknown,
+        })
     }
 
     fn finding(
@@ -623,18 +644,12 @@ impl<'a> Ctx<'_, 'a> {
         }
     }
 
-    fn outreach(
-        &self,
-        run: &[Entry],
-        checks: &[CheckRow],
-        p: &Policy,
-        tol: Decimal,
-    ) -> Result<Option<OutreachRow>> {
+    fn outreach(&self, run: &[Entry], checks: &[Res], p: &Policy, tol: Decimal) -> Option<OutreachRow> {
         let expected: Decimal = checks.iter().map(|c| c.expected).sum();
         let recorded: Decimal = checks.iter().map(|c| c.recorded).sum();
         let owed = expected - recorded;
         if owed <= tol {
-            return Ok(None);
+            return None;
         }
         let mut ids = Vec::new();
         let mut fix: Vec<&str> = Vec::new();
@@ -656,13 +671,13 @@ impl<'a> Ctx<'_, 'a> {
             }
             last = Some(e.time);
         }
-        let Some(latest) = run.last() else { return Ok(None) };
+        let latest = run.last()?;
         let (cols, i) = self.loc(latest);
         let last_time = last
             .and_then(text::secs_to_datetime)
             .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
             .unwrap_or_default();
-        Ok(Some(OutreachRow {
+        Some(OutreachRow {
             psn_no: latest.psn.to_string(),
             psn_name: crate::mask::name(text::s(cols.psn_name, i)),
             certno: crate::mask::certno(text::s(cols.certno, i)),
@@ -676,51 +691,50 @@ impl<'a> Ctx<'_, 'a> {
             fixmedins_codes: fix.join(";"),
             setl_modes: modes.join(";"),
             last_setl_time: last_time,
-        }))
+        })
     }
 }
 
-fn check_batches<'x, 'a: 'x>(
-    rows: impl Iterator<Item = &'x CheckRow<'a>>,
-    total: usize,
-) -> Result<Vec<RecordBatch>> {
-    let mut out = Vec::with_capacity(total.div_ceil(BATCH_ROWS));
-    let mut rows = rows.peekable();
-    while rows.peek().is_some() {
-        let n = BATCH_ROWS.min(total);
-        let mut id = StringBuilder::with_capacity(n, n * 16);
-        let mut fund = StringBuilder::with_capacity(n, n * 5);
-        let mut rec = Decimal128Builder::with_capacity(n);
-        let mut exp = Decimal128Builder::with_capacity(n);
-        let mut diff = Decimal128Builder::with_capacity(n);
-        let mut status = StringBuilder::with_capacity(n, n * 10);
-        for r in rows.by_ref().take(BATCH_ROWS) {
-            id.append_value(r.setl_id);
-            fund.append_value(r.fund.as_str());
-            rec.append_value(decimal_to_i128(r.recorded, 2));
-            exp.append_value(decimal_to_i128(r.expected, 2));
-            diff.append_value(decimal_to_i128(r.recorded - r.expected, 2));
-            status.append_value(if r.incomplete { "incomplete" } else { "checked" });
-        }
-        let d = |b: &mut Decimal128Builder| -> Result<ArrayRef> {
-            Ok(Arc::new(
-                b.finish().with_precision_and_scale(18, 2).map_err(|e| Error::arrow("benefit_check", e))?,
-            ))
-        };
-        let cols: Vec<ArrayRef> = vec![
-            Arc::new(id.finish()),
-            Arc::new(fund.finish()),
-            d(&mut rec)?,
-            d(&mut exp)?,
-            d(&mut diff)?,
-            Arc::new(status.finish()),
-        ];
-        out.push(
-            RecordBatch::try_new(benefit_check_schema(), cols)
-                .map_err(|e| Error::arrow("benefit_check", e))?,
-        );
+/// One `benefit_check` batch from entries and their results.
+fn check_batch(es: &[Entry], rs: &[Res]) -> Result<RecordBatch> {
+    let n = es.len();
+    let mut id = StringBuilder::with_capacity(n, n * 16);
+    let mut fund = StringBuilder::with_capacity(n, n * 5);
+    let mut rec = Decimal128Builder::with_capacity(n);
+    let mut exp = Decimal128Builder::with_capacity(n);
+    let mut diff = Decimal128Builder::with_capacity(n);
+    let mut status = StringBuilder::with_capacity(n, n * 10);
+    for (e, r) in es.iter().zip(rs) {
+        id.append_value(e.setl_id);
+        fund.append_value(e.fund.as_str());
+        rec.append_value(decimal_to_i128(r.recorded, 2));
+        exp.append_value(decimal_to_i128(r.expected, 2));
+        diff.append_value(decimal_to_i128(r.recorded - r.expected, 2));
+        status.append_value(if r.incomplete { "incomplete" } else { "checked" });
     }
-    Ok(out)
+    let d = |b: &mut Decimal128Builder| -> Result<ArrayRef> {
+        Ok(Arc::new(
+            b.finish().with_precision_and_scale(18, 2).map_err(|e| Error::arrow("benefit_check", e))?,
+        ))
+    };
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(id.finish()),
+        Arc::new(fund.finish()),
+        d(&mut rec)?,
+        d(&mut exp)?,
+        d(&mut diff)?,
+        Arc::new(status.finish()),
+    ];
+    RecordBatch::try_new(benefit_check_schema(), cols).map_err(|e| Error::arrow("benefit_check", e))
+}
+
+/// Concatenates vectors into one allocated once.
+fn concat<T>(parts: Vec<Vec<T>>) -> Vec<T> {
+    let mut out = Vec::with_capacity(parts.iter().map(Vec::len).sum());
+    for p in parts {
+        out.extend(p);
+    }
+    out
 }
 
 fn notes(

@@ -14,7 +14,8 @@ use crate::error::Result;
 use crate::input_err;
 
 /// A fast hasher for settlement ids and other short keys (the multiply-rotate scheme of
-/// rustc's `FxHasher`); the standard SipHash dominates the recalculation's time otherwise.
+/// rustc's `FxHasher`, finished with murmur3's `fmix64`); the standard SipHash dominates the
+/// recalculation's time otherwise. Not DoS-resistant, which does not matter for batch input.
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct IdHasher(u64);
 
@@ -61,7 +62,14 @@ impl Hasher for IdHasher {
     }
     #[inline]
     fn finish(&self) -> u64 {
-        self.0
+        // murmur3's fmix64: spreads every input bit over the whole hash (hashbrown takes the
+        // bucket from the low bits and the tag from the high ones)
+        let mut h = self.0;
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        h ^ (h >> 33)
     }
 }
 

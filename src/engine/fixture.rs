@@ -152,8 +152,8 @@ fn parse_fixture(path: &Path) -> Result<Fixture> {
                 _ => Err(err(format!("[[{k}]] rows must be tables"))),
             })
             .collect::<Result<_>>()?;
-        if k.starts_with("kb_") {
-            fx.kb.insert(k["kb_".len()..].to_string(), rows);
+        if let Some(sheet) = k.strip_prefix("kb_") {
+            fx.kb.insert(sheet.to_string(), rows);
         } else if crate::schema::table(&k).is_some() {
             fx.tables.insert(k, rows);
         } else {

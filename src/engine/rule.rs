@@ -125,7 +125,7 @@ impl ParamValue {
             ParamValue::Decimal(d) => {
                 let scale = d.scale();
                 let digits = d.mantissa().unsigned_abs().to_string().len() as u32;
-                let precision = (digits.max(scale + 1)).max(18).min(38);
+                let precision = digits.max(scale + 1).clamp(18, 38);
                 format!("CAST('{d}' AS DECIMAL({precision},{scale}))")
             }
             ParamValue::Text(s) => quote(s),

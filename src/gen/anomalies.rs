@@ -592,7 +592,7 @@ impl Gen<'_> {
                 let county = counties[(seq as usize / c.cluster_targets.len().max(1)) % counties.len()];
                 let k = self.rng.range(5, 8);
                 let d0 = self.day_in(lo, hi);
-                let dx = self.dx(if seq % 2 == 0 { "M51.202" } else { "I63.900" });
+                let dx = self.dx(if seq.is_multiple_of(2) { "M51.202" } else { "I63.900" });
                 for _ in 0..k {
                     let p = self.make_person(&PersonSpec {
                         employee: Some(false),
@@ -1038,12 +1038,11 @@ impl Gen<'_> {
                 rev.time = i64::from(rev_day) * 86_400 + self.rng.range(32_400, 50_000);
                 let mut re = orig.clone();
                 re.time = rev.time + self.rng.range(600, 86_400);
-                if self.rng.chance(0.5) {
-                    if let Some(k) =
+                if self.rng.chance(0.5)
+                    && let Some(k) =
                         re.lines.iter().rposition(|l| self.a.bill[l.bill as usize].drug.is_some())
-                    {
-                        re.lines.remove(k);
-                    }
+                {
+                    re.lines.remove(k);
                 }
                 drafts.push(rev);
                 drafts.push(re);

@@ -426,7 +426,7 @@ impl Assets {
             code: code.to_string(),
             name: name.to_string(),
             typ: typ.to_string(),
-            lv: if h % 4 == 0 { "02".into() } else { "01".into() },
+            lv: if h.is_multiple_of(4) { "02".into() } else { "01".into() },
             price6: yuan * 1_000_000,
             role: "kb".into(),
             sex: None,
@@ -721,7 +721,7 @@ mod tests {
         assert_eq!(a.policy.deadline("hifmi", "2"), 20);
         assert_eq!(scaled("0.85", 4), Ok(8500));
         assert_eq!(scaled("-1.5", 2), Ok(-150));
-        assert_eq!(scaled("12.345", 2).is_err(), true);
+        assert!(scaled("12.345", 2).is_err());
     }
 
     /// `benefit.toml` simulates the platform with the parameters of the engine's policy files.

@@ -10,7 +10,7 @@ use chrono::{Datelike, NaiveDate};
 
 /// Days since 1970-01-01 of a calendar date.
 pub fn ymd(y: i32, m: u32, d: u32) -> i32 {
-    NaiveDate::from_ymd_opt(y, m, d).map_or(0, |x| days(x))
+    NaiveDate::from_ymd_opt(y, m, d).map_or(0, days)
 }
 
 pub fn days(d: NaiveDate) -> i32 {

@@ -233,13 +233,7 @@ impl Ctx {
                 "injury" if d.severity <= 2 && d.surgery.is_none() => 0.6,
                 _ => 0.0,
             },
-            2 => {
-                if p == "radio" {
-                    0.0
-                } else {
-                    1.0
-                }
-            }
+            2 if p == "radio" => 0.0,
             _ => 1.0,
         };
         spec * level

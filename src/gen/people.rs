@@ -187,18 +187,19 @@ impl Gen<'_> {
                 fac = self.choose_facility(p, dx, t, &FacOpts { avoid_outliers: true, ..opts.clone() });
             }
             let mut begn = t;
-            if let Some(&(_, pe, pf, pdx)) = stays.last() {
-                if pf == fac && begn - pe <= 15 {
-                    let mut tries = 0;
-                    while self.a.dx[dx].cat3() == self.a.dx[pdx].cat3() && tries < 5 {
-                        dx = self.sample_dx_ip(p, t);
-                        tries += 1;
-                    }
-                    if self.a.dx[dx].cat3() == self.a.dx[pdx].cat3()
-                        || self.a.dx[dx].is_injury() && c.is_outlier(fac)
-                    {
-                        begn = pe + 16;
-                    }
+            if let Some(&(_, pe, pf, pdx)) = stays.last()
+                && pf == fac
+                && begn - pe <= 15
+            {
+                let mut tries = 0;
+                while self.a.dx[dx].cat3() == self.a.dx[pdx].cat3() && tries < 5 {
+                    dx = self.sample_dx_ip(p, t);
+                    tries += 1;
+                }
+                if self.a.dx[dx].cat3() == self.a.dx[pdx].cat3()
+                    || self.a.dx[dx].is_injury() && c.is_outlier(fac)
+                {
+                    begn = pe + 16;
                 }
             }
             let mut los = self.los_for(fac, dx);

@@ -100,16 +100,16 @@ impl ScoreTable {
         let kinds: Vec<&str> = if kinds.is_empty() { all.into_iter().collect() } else { kinds.to_vec() };
         let mut out = Vec::new();
         for k in kinds {
-            if let Some(r) = self.kind_recall(k) {
-                if r < min_recall {
-                    let missed: Vec<String> = self
-                        .recall
-                        .iter()
-                        .filter(|x| x.kind == k && x.detected < x.instances)
-                        .map(|x| format!("{} {}/{}", x.subkind, x.detected, x.instances))
-                        .collect();
-                    out.push(format!("{k}: recall {r:.3} < {min_recall} (missed: {})", missed.join(", ")));
-                }
+            if let Some(r) = self.kind_recall(k)
+                && r < min_recall
+            {
+                let missed: Vec<String> = self
+                    .recall
+                    .iter()
+                    .filter(|x| x.kind == k && x.detected < x.instances)
+                    .map(|x| format!("{} {}/{}", x.subkind, x.detected, x.instances))
+                    .collect();
+                out.push(format!("{k}: recall {r:.3} < {min_recall} (missed: {})", missed.join(", ")));
             }
             let fp = self.fp_rate(k);
             if fp > max_fp_rate {
@@ -208,10 +208,11 @@ pub fn score(labels_dir: &Path, findings: &[RecordBatch]) -> Result<ScoreTable> 
             if !setl.is_null(r) {
                 by_setl.entry(setl.value(r).to_string()).or_default().insert(c.clone());
             }
-            if let (Some(et), Some(ei)) = (&et, &ei) {
-                if !et.is_null(r) && !ei.is_null(r) {
-                    by_entity.insert((c, et.value(r).to_string(), ei.value(r).to_string()));
-                }
+            if let (Some(et), Some(ei)) = (&et, &ei)
+                && !et.is_null(r)
+                && !ei.is_null(r)
+            {
+                by_entity.insert((c, et.value(r).to_string(), ei.value(r).to_string()));
             }
         }
     }
