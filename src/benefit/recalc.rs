@@ -16,8 +16,8 @@
 //! (and fund and class). A reversal whose original is missing, belongs to another person, is
 //! itself a reversal, comes later in the order or was already reversed, expects 0 and makes
 //! its person-year incomplete; so does a row of the fund's own `insutype` whose `med_type`
-//! the code table does not know (covered or not cannot be told), a `setl_id` that occurs
-//! twice, and the quarantine
+//! the code table does not know (covered or not cannot be told), a reversal's original whose
+//! `setl_id` occurs twice, and the quarantine
 //! ([`Incomplete`]). Incomplete person-years are written with status `incomplete` and raise no
 //! finding and no outreach row.
 
@@ -217,20 +217,29 @@ pub fn recalculate(
         return Err(other_err!("too many settlements for one recalculation ({})", rows.len()));
     }
 
-    // 2. settlement ids (a repeated id makes its person-years incomplete)
+    // 2. the originals of reversals (an original whose id is repeated is unusable: the
+    //    reversal is an orphan and the person-years of every row with that id incomplete).
+    //    Only these ids are indexed: `setl_id` is unique in accepted data (the ingest
+    //    quarantines repeats), and a map of every id would dominate the run time.
+    let wanted: HashSet<&str, IdHash> =
+        rows.iter().filter(|r| r.reversal && !r.init.is_empty()).map(|r| r.init).collect();
     let mut by_id: HashMap<&str, u32, IdHash> =
-        HashMap::with_capacity_and_hasher(rows.len(), IdHash::default());
+        HashMap::with_capacity_and_hasher(wanted.len(), IdHash::default());
     let mut dup_ids: HashSet<&str, IdHash> = HashSet::default();
-    for (g, r) in rows.iter().enumerate() {
-        if by_id.insert(r.setl_id, g as u32).is_some() {
-            dup_ids.insert(r.setl_id);
+    if !wanted.is_empty() {
+        for (g, r) in rows.iter().enumerate() {
+            if wanted.contains(r.setl_id) && by_id.insert(r.setl_id, g as u32).is_some() {
+                dup_ids.insert(r.setl_id);
+            }
         }
     }
     let mut broken_py: HashSet<(&str, i32), IdHash> =
         incomplete.by_year.iter().map(|(p, y)| (p.as_str(), *y)).collect();
     let broken_psn: HashSet<&str, IdHash> = incomplete.all_years.iter().map(|p| p.as_str()).collect();
-    for r in rows.iter().filter(|r| dup_ids.contains(r.setl_id)) {
-        broken_py.insert((r.psn, r.year));
+    if !dup_ids.is_empty() {
+        for r in rows.iter().filter(|r| dup_ids.contains(r.setl_id)) {
+            broken_py.insert((r.psn, r.year));
+        }
     }
 
     // 3. entries (settlement, fund)

@@ -95,6 +95,17 @@ pub const SPECS: &[Spec] = &[
     nc("benefit_mismatch", "employee_cap", 0.3),
 ];
 
+/// Label kinds written besides the one of `SPECS` (negative controls of two kinds, and the
+/// labels of natural data): (kind, subkind, role).
+pub const EXTRA_LABELS: &[(&str, &str, Role)] = &[
+    ("benefit_mismatch", "identity_type_change", Role::NegativeControl),
+    ("benefit_mismatch", "reversal_resettlement", Role::NegativeControl),
+    ("benefit_mismatch", "reversal_with_between", Role::NegativeControl),
+    ("split_admission", "long_stay_pieces", Role::NegativeControl),
+    ("split_admission", "year_end_pieces", Role::NegativeControl),
+    ("statistical_outlier", "facility_cost_outlier", Role::Anomaly),
+];
+
 /// Malformed-row classes per table: (table, reject class, CSV only).
 pub const MALFORMED: &[(&str, &str, bool)] = &[
     ("setl", "not_a_number", true),
@@ -341,7 +352,7 @@ impl Gen<'_> {
     pub fn run(&mut self, t: Task) {
         match t {
             Task::Spec(i, seq) => self.instance(&SPECS[i], seq),
-            Task::Malformed(i, seq) => self.malformed(MALFORMED[i].0, MALFORMED[i].1, seq),
+            Task::Malformed(i, seq) => self.malformed(i, seq),
             Task::Anchor => {
                 let p = self.make_person(&PersonSpec {
                     employee: Some(false),
@@ -1303,7 +1314,11 @@ impl Gen<'_> {
     }
 
     /// An extra malformed row copied from a generated one.
-    fn malformed(&mut self, table: &'static str, class: &'static str, seq: u32) {
+    /// `i` indexes `MALFORMED`; keys made up for the row differ per class and `seq`.
+    fn malformed(&mut self, i: usize, seq: u32) {
+        let (table, class, _) = MALFORMED[i];
+        // distinct made-up keys for the classes of one table
+        let uniq = seq * MALFORMED.len() as u32 + i as u32;
         let anomaly = format!("Q{:05}{:05}", self.chunk, self.next_anom + 1);
         self.next_anom += 1;
         let mutation = |field: &'static str, text: &str| Mutation::Field(field, text.to_string());
@@ -1353,7 +1368,7 @@ impl Gen<'_> {
                 let mut line = l;
                 let mut setl = s.id;
                 if class != "duplicate_key" {
-                    line.sn = 9_000 + seq as u16 % 900;
+                    line.sn = 9_000 + (uniq % 900) as u16;
                 }
                 if class == "unknown_settlement" {
                     setl = u64::from(self.chunk) * STRIDE + STRIDE - 1 - u64::from(seq);
@@ -1382,7 +1397,7 @@ impl Gen<'_> {
                     person.psn_no = format!(
                         "{}{:010}",
                         r.city,
-                        u64::from(self.chunk) * 100_000 + 99_999 - u64::from(seq)
+                        u64::from(self.chunk) * 100_000 + 99_999 - u64::from(uniq)
                     );
                 }
                 let m = match class {
@@ -1401,7 +1416,7 @@ impl Gen<'_> {
                 let key = if class == "duplicate_key" {
                     pay_id(pay.setl)
                 } else {
-                    format!("{}-{seq}", pay_id(pay.setl))
+                    format!("{}-{uniq}", pay_id(pay.setl))
                 };
                 let m = match class {
                     "not_a_number" => mutation("pay_amt", "N/A"),

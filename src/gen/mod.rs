@@ -502,9 +502,12 @@ fn medins_label(id: &str, class: &'static str, code: &str) -> Label {
     }
 }
 
-/// Every (kind, subkind, role) the generator can label, for documentation and tests.
+/// Every (kind, subkind, role) the generator labels anomalies and negative controls with
+/// (`related` rows aside), for documentation and tests.
 pub fn label_kinds() -> Vec<(&'static str, &'static str, &'static str)> {
-    anomalies::SPECS.iter().map(|s| (s.kind, s.subkind, s.role.as_str())).collect()
+    let mut v: Vec<_> = anomalies::SPECS.iter().map(|s| (s.kind, s.subkind, s.role.as_str())).collect();
+    v.extend(anomalies::EXTRA_LABELS.iter().map(|&(k, s, r)| (k, s, r.as_str())));
+    v
 }
 
 #[cfg(test)]
