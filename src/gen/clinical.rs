@@ -84,6 +84,9 @@ pub struct LineCtx {
     pub lvl: u8,
     pub sex: u8,
     pub age: i32,
+    /// Age on the last day the settlement can carry lines (child-only drugs need a child
+    /// throughout: the rules judge age on the day of each fee line).
+    pub age_last: i32,
 }
 
 /// Department codes (科室) by index.
@@ -133,6 +136,7 @@ impl Gen<'_> {
             lvl: f.lv,
             sex: person.gend,
             age,
+            age_last: age,
         }
     }
 
@@ -192,7 +196,7 @@ impl Gen<'_> {
                 (!d.ip_only || lc.inpatient)
                     && (d.min_level == 0 || (lc.lvl >= d.min_level))
                     && b.sex.is_none_or(|s| s == lc.sex)
-                    && (!d.child || lc.age < 18)
+                    && (!d.child || lc.age_last < 18)
                     && route_ok(&d.route)
             })
             .collect();
@@ -221,7 +225,8 @@ impl Gen<'_> {
     /// The drafts of one stay (several when it is settled in pieces), with their lines.
     pub fn stay(&mut self, p: u32, s: &StaySpec) -> Vec<Draft> {
         let a = self.a;
-        let lc = self.line_ctx(p, s.fac, s.dx, s.begn, true);
+        let mut lc = self.line_ctx(p, s.fac, s.dx, s.begn, true);
+        lc.age_last = self.persons[p as usize].age_at(s.begn + s.los.max(1));
         let dx = &a.dx[s.dx];
         let los = s.los.max(1);
         let b0 = i64::from(s.begn) * DAY;
