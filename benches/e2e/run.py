@@ -61,6 +61,17 @@ def measure(name, cmd, log_path, env=None):
     return r
 
 
+def duckdb_steps(log_path):
+    """The per-step seconds the DuckDB script printed (its JSON line)."""
+    for line in reversed(open(log_path, errors="replace").read().splitlines()):
+        if line.startswith("{"):
+            try:
+                return json.loads(line).get("steps", {})
+            except ValueError:
+                return {}
+    return {}
+
+
 def warm(input_dir):
     n = 0
     for f in sorted(os.listdir(input_dir)):
@@ -215,9 +226,13 @@ def main():
             if name.startswith("medaudit"):
                 out = m_same if "same" in name else m_full
                 try:
-                    r["stages"] = json.load(open(os.path.join(out, "manifest.json"))).get("timings_seconds")
+                    man = json.load(open(os.path.join(out, "manifest.json")))
+                    r["stages"] = man.get("timings_seconds")
+                    r["rule_ms"] = {e["id"]: e.get("millis") for e in man.get("rules", []) if e.get("millis") is not None}
                 except (OSError, ValueError):
                     pass
+            if name.startswith("duckdb"):
+                r["steps"] = duckdb_steps(log)
 
     scan = min((best[n] for n in best if n.startswith("scan")), key=lambda r: r["wall"])
     duck = best["duckdb (same rules)"]
@@ -259,6 +274,26 @@ def main():
             lines.append(
                 f"- {r['name']} stages (s): " + ", ".join(f"{k} {v:.1f}" for k, v in st.items() if k != "total")
             )
+    ms = best["medaudit (same rules)"].get("rule_ms", {})
+    ds = duck.get("steps", {})
+    if ms or ds:
+        lines.append("")
+        lines.append("Per step (wall s; the machine's other load included): medaudit rule (manifest `millis`) | DuckDB step")
+        lines.append("")
+        lines.append("| step | medaudit | DuckDB |")
+        lines.append("|---|---:|---:|")
+        st = best["medaudit (same rules)"].get("stages") or {}
+        lines.append(f"| ingest (medaudit) / prepare incl. the fee pass (DuckDB) | {st.get('ingest', 0):.2f} | "
+                     f"{ds.get('prepare', 0):.2f} |")
+        for rule in RULES:
+            key = "RST" if rule.startswith("RST") else rule
+            dv = ds.get(key)
+            note = " (RST001+RST002)" if key == "RST" else ""
+            mv = ms.get(rule)
+            lines.append(f"| {rule} | {'' if mv is None else f'{mv / 1000:.2f}'} | "
+                         f"{'' if dv is None else f'{dv:.2f}'}{note} |")
+        lines.append(f"| benefit (BEN001, BEN002; medaudit also PAY001) | {st.get('benefit', 0):.2f} | "
+                     f"{ds.get('benefit', 0):.2f} |")
     lines.append("")
     lines.append(f"### Findings, medaudit (same rules) against DuckDB: {'AGREE' if all_ok else 'DIFFER'}")
     lines.append("")
