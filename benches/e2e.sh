@@ -78,7 +78,7 @@ if [[ -z "$DATA" ]]; then
         echo "== reusing $GEN" >&2
     fi
     DATA="$GEN/input"
-elif [[ ! -f "$DATA/setl.parquet" && -d "$DATA/input" ]]; then
+elif [[ ! -e "$DATA/setl.parquet" && ! -d "$DATA/setl" && -d "$DATA/input" ]]; then
     DATA="$DATA/input"
 fi
 DATA="$(cd "$DATA" && pwd)"

@@ -69,14 +69,13 @@ def starts_any(col, prefixes):
 
 
 def table_glob(input_dir, table):
-    for ext in ("parquet",):
-        exact = os.path.join(input_dir, f"{table}.{ext}")
-        if os.path.exists(exact):
-            return exact
-        parts = sorted(glob.glob(os.path.join(input_dir, f"{table}_*.{ext}")))
-        if parts:
-            return parts
-    return None
+    """The Parquet files of a table: `<table>.parquet`, or the files of a folder `<table>/` (as
+    medaudit's ingest finds them; the generator writes folders of parts at large scales)."""
+    exact = os.path.join(input_dir, f"{table}.parquet")
+    if os.path.isfile(exact):
+        return exact
+    parts = sorted(glob.glob(os.path.join(input_dir, table, "*.parquet")))
+    return parts or None
 
 
 class Timer:

@@ -73,11 +73,11 @@ def duckdb_steps(log_path):
 
 
 def warm(input_dir):
+    """Reads every file under the input folder once (page cache)."""
     n = 0
-    for f in sorted(os.listdir(input_dir)):
-        p = os.path.join(input_dir, f)
-        if os.path.isfile(p):
-            with open(p, "rb") as fh:
+    for root, _, names in os.walk(input_dir):
+        for f in sorted(names):
+            with open(os.path.join(root, f), "rb") as fh:
                 while True:
                     b = fh.read(1 << 24)
                     if not b:

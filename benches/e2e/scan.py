@@ -18,10 +18,11 @@ TABLES = ["setl", "fee", "psn", "medins", "pay"]
 
 
 def files(input_dir, table):
+    """`<table>.parquet`, or the Parquet files of a folder `<table>/`."""
     exact = os.path.join(input_dir, f"{table}.parquet")
-    if os.path.exists(exact):
+    if os.path.isfile(exact):
         return [exact]
-    return sorted(glob.glob(os.path.join(input_dir, f"{table}_*.parquet")))
+    return sorted(glob.glob(os.path.join(input_dir, table, "*.parquet")))
 
 
 def scan_pyarrow(input_dir, threads):
