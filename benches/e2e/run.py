@@ -295,7 +295,11 @@ def main():
         lines.append(f"| benefit (BEN001, BEN002; medaudit also PAY001) | {st.get('benefit', 0):.2f} | "
                      f"{ds.get('benefit', 0):.2f} |")
     lines.append("")
-    lines.append(f"### Findings, medaudit (same rules) against DuckDB: {'AGREE' if all_ok else 'DIFFER'}")
+    n_amt = sum(len(c["amount_differs"]) for c in rows)
+    lines.append(
+        f"### Findings, medaudit (same rules) against DuckDB: flagged settlements {'AGREE' if all_ok else 'DIFFER'}, "
+        f"amounts at risk {'equal to the cent' if n_amt == 0 else f'differ on {n_amt} settlements'}"
+    )
     lines.append("")
     lines.append("| rule | medaudit | DuckDB | both | only medaudit | only DuckDB | amount differs (> 0.01) | same in full run |")
     lines.append("|---|---:|---:|---:|---:|---:|---:|---|")
