@@ -239,8 +239,8 @@ fn bench_recalculate(c: &mut Criterion) {
 
 /// One rule of each family (override with `MEDAUDIT_BENCH_RULES`).
 const DEFAULT_RULES: &[&str] = &[
-    "DUP001", "DUP003", "DUP004", "DUP005", "IMP001", "IMP005", "SPL001", "OOA001", "PHS001", "OVC001", "OVC002",
-    "RST001", "INJ001", "DQ003",
+    "DUP001", "DUP003", "DUP004", "DUP005", "IMP001", "IMP005", "SPL001", "OOA001", "PHS001", "OVC001",
+    "OVC002", "RST001", "INJ001", "DQ003",
 ];
 
 /// A generated input folder and its accepted tables, made once for all benches.
@@ -303,7 +303,12 @@ fn bench_calendar(c: &mut Criterion) {
     let span = (NaiveDate::from_ymd_opt(last, 10, 31).expect("date") - start).num_days().max(1);
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let days: Vec<(NaiveDate, u32)> = (0..10_000)
-        .map(|_| (start + chrono::Duration::days(rng.below(span as u64) as i64), [15, 20, 30][rng.below(3) as usize]))
+        .map(|_| {
+            (
+                start + chrono::Duration::days(rng.below(span as u64) as i64),
+                [15, 20, 30][rng.below(3) as usize],
+            )
+        })
         .collect();
     let mut g = c.benchmark_group("calendar");
     g.throughput(Throughput::Elements(days.len() as u64));
@@ -354,7 +359,8 @@ fn bench_rules(c: &mut Criterion) {
         }
         g.bench_function(id.as_str(), |b| {
             b.iter(|| {
-                let out = rt.block_on(medaudit::engine::run_one(&ctx, rule, &sql, "bench")).expect("rule runs");
+                let out =
+                    rt.block_on(medaudit::engine::run_one(&ctx, rule, &sql, "bench")).expect("rule runs");
                 std::hint::black_box(out.iter().map(|b| b.num_rows()).sum::<usize>())
             })
         });
