@@ -1,20 +1,35 @@
-//! Benchmarks of the Rust-side kernels.
+//! Benchmarks of the Rust-side kernels and of each rule family (criterion).
 //!
-//! `benefit_recalculate_2m`: the benefit recalculation over 2,000,000 synthetic settlements
-//! (500,000 persons, residents and employees, about 4 % reversals and 10 % uncovered
-//! outpatient care, about 1 % of payments off), split into batches of 65,536 rows. Target:
-//! under 5 s on 2 cores. Run with `cargo bench --bench kernels`.
+//! - `benefit/benefit_recalculate_2m`: the benefit recalculation over 2,000,000 synthetic
+//!   settlements (500,000 persons, residents and employees, about 4 % reversals and 10 %
+//!   uncovered outpatient care, about 1 % of payments off), split into batches of 65,536 rows.
+//!   Target: under 5 s on 2 cores.
+//! - `ingest/parquet`: reading, validating and writing the typed copy of a generated input
+//!   folder (`medaudit gen --no-malformed`, Parquet), throughput in fee lines + settlements.
+//! - `calendar/add_working_days`: payment deadlines (15 to 30 working days) from 10,000 dates.
+//! - `rules/<ID>`: one rule of each family on the accepted tables of that input, as the
+//!   engine runs it (same session, same SQL with the default parameters).
+//!
+//! `cargo bench --bench kernels` runs all; `cargo bench --bench kernels -- rules/OVC001` one.
+//! Environment: `MEDAUDIT_BENCH_SETTLEMENTS` (default 20000) sizes the generated input,
+//! `MEDAUDIT_BENCH_RULES=ID,ID` chooses the rules, and `MEDAUDIT_BENCH_EXPLAIN=1` prints
+//! DataFusion's `EXPLAIN ANALYZE` of each chosen rule (operators, rows, time, memory) to stderr
+//! before timing it. The end-to-end benchmark is `benches/e2e.sh` (see benches/README.md).
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 
 use arrow::array::{
     ArrayRef, AsArray, Date32Builder, Decimal128Builder, RecordBatch, StringBuilder, TimestampSecondBuilder,
 };
 use arrow::datatypes::{DataType, Decimal128Type};
-use criterion::{Criterion, criterion_group, criterion_main};
-use medaudit::benefit::{Incomplete, PolicySet, recalculate};
+use chrono::{Datelike, NaiveDate};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use medaudit::benefit::{Calendar, Incomplete, PolicySet, recalculate};
 use medaudit::codes::CodeTables;
+use medaudit::engine::{RuleConfig, RuleSet};
+use medaudit::ingest::{IngestOptions, ingest};
 use medaudit::schema::SETL;
 
 const SETTLEMENTS: usize = 2_000_000;
@@ -222,5 +237,136 @@ fn bench_recalculate(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_recalculate);
+/// One rule of each family (override with `MEDAUDIT_BENCH_RULES`).
+const DEFAULT_RULES: &[&str] = &[
+    "DUP001", "DUP003", "DUP004", "DUP005", "IMP001", "IMP005", "SPL001", "OOA001", "PHS001", "OVC001",
+    "OVC002", "RST001", "INJ001", "DQ003",
+];
+
+/// A generated input folder and its accepted tables, made once for all benches.
+struct Dataset {
+    _dir: tempfile::TempDir,
+    input: PathBuf,
+    data: PathBuf,
+    rows: u64,
+}
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.trim().parse().ok()).unwrap_or(default)
+}
+
+fn dataset() -> &'static Dataset {
+    static DS: OnceLock<Dataset> = OnceLock::new();
+    DS.get_or_init(|| {
+        let n = env_usize("MEDAUDIT_BENCH_SETTLEMENTS", 20_000) as u64;
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let mut cfg = medaudit::synth::GenConfig::new(dir.path().join("gen"), n, 7);
+        cfg.format = medaudit::synth::OutFormat::Parquet;
+        cfg.malformed_rows = false;
+        let summary = medaudit::synth::generate(&cfg).expect("generating the bench input");
+        let input = dir.path().join("gen/input");
+        let data = dir.path().join("accepted");
+        ingest(&input, &data, &dir.path().join("quarantine"), &ingest_options()).expect("ingest");
+        Dataset { rows: summary.settlements + summary.fee_lines, input, data, _dir: dir }
+    })
+}
+
+fn ingest_options() -> IngestOptions {
+    let codes = CodeTables::load(&medaudit::paths::datasets_dir().join("codes/codes.csv")).expect("codes");
+    IngestOptions::new(codes)
+}
+
+fn bench_ingest(c: &mut Criterion) {
+    let ds = dataset();
+    let opts = ingest_options();
+    let out = ds.input.parent().unwrap_or(Path::new(".")).join("ingest-bench");
+    let mut g = c.benchmark_group("ingest");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(ds.rows));
+    g.bench_function("parquet", |b| {
+        b.iter(|| {
+            let r = ingest(&ds.input, &out.join("data"), &out.join("quarantine"), &opts).expect("ingest");
+            std::hint::black_box(r.tables.len())
+        })
+    });
+    g.finish();
+}
+
+fn bench_calendar(c: &mut Criterion) {
+    let cal = Calendar::load_default().expect("calendar");
+    let years = cal.years();
+    let (Some(&first), Some(&last)) = (years.first(), years.last()) else {
+        panic!("the shipped calendar covers no year")
+    };
+    let start = NaiveDate::from_ymd_opt(first, 1, 1).expect("date");
+    // dates spread over all but the last two months of the calendar, so every deadline is decided
+    let span = (NaiveDate::from_ymd_opt(last, 10, 31).expect("date") - start).num_days().max(1);
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let days: Vec<(NaiveDate, u32)> = (0..10_000)
+        .map(|_| {
+            (
+                start + chrono::Duration::days(rng.below(span as u64) as i64),
+                [15, 20, 30][rng.below(3) as usize],
+            )
+        })
+        .collect();
+    let mut g = c.benchmark_group("calendar");
+    g.throughput(Throughput::Elements(days.len() as u64));
+    g.bench_function("add_working_days", |b| {
+        b.iter(|| {
+            let mut n = 0u32;
+            for &(d, k) in &days {
+                if let Ok(due) = cal.add_working_days(d, k) {
+                    n = n.wrapping_add(due.day0());
+                }
+            }
+            std::hint::black_box(n)
+        })
+    });
+    g.finish();
+}
+
+fn bench_rules(c: &mut Criterion) {
+    let ds = dataset();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let tables = medaudit::engine::Tables::new(&ds.data, None);
+    let ctx = rt.block_on(medaudit::engine::session(&tables)).expect("session");
+    let rules = RuleSet::load_default().expect("rules");
+    let config = RuleConfig::default();
+    let chosen: Vec<String> = match std::env::var("MEDAUDIT_BENCH_RULES") {
+        Ok(v) if !v.trim().is_empty() => v.split(',').map(|s| s.trim().to_string()).collect(),
+        _ => DEFAULT_RULES.iter().map(|s| s.to_string()).collect(),
+    };
+    let explain = std::env::var("MEDAUDIT_BENCH_EXPLAIN").is_ok_and(|v| v == "1");
+    let mut g = c.benchmark_group("rules");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(ds.rows));
+    for id in &chosen {
+        let Some(rule) = rules.get(id) else {
+            eprintln!("rules: no rule {id}, skipped");
+            continue;
+        };
+        let sql = config.sql_for(rule).expect("rule SQL");
+        if explain {
+            let plan: Result<String, datafusion::error::DataFusionError> = rt.block_on(async {
+                let batches = ctx.sql(&format!("EXPLAIN ANALYZE {sql}")).await?.collect().await?;
+                Ok(arrow::util::pretty::pretty_format_batches(&batches)?.to_string())
+            });
+            match plan {
+                Ok(p) => eprintln!("== EXPLAIN ANALYZE {id}\n{p}"),
+                Err(e) => eprintln!("== EXPLAIN ANALYZE {id} failed: {e}"),
+            }
+        }
+        g.bench_function(id.as_str(), |b| {
+            b.iter(|| {
+                let out =
+                    rt.block_on(medaudit::engine::run_one(&ctx, rule, &sql, "bench")).expect("rule runs");
+                std::hint::black_box(out.iter().map(|b| b.num_rows()).sum::<usize>())
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench_recalculate, bench_ingest, bench_calendar, bench_rules);
 criterion_main!(benches);

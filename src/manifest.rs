@@ -28,6 +28,8 @@ pub struct Manifest {
     pub undecided: Vec<serde_json::Value>,
     pub versions: BTreeMap<String, Version>,
     pub timings_seconds: BTreeMap<String, f64>,
+    /// The query engine's settings: memory limit and pool, spill folder, parallelism.
+    pub runtime: serde_json::Value,
     pub outputs: Vec<String>,
 }
 

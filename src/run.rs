@@ -49,6 +49,9 @@ pub struct RunOptions {
     pub only_rules: Vec<String>,
     /// Skip the benefit recalculation and the deadline checks.
     pub skip_benefit: bool,
+    /// Bytes the query operators may hold before spilling (default
+    /// [`engine::DEFAULT_MEMORY_LIMIT`]); spill files go to a folder inside the staging folder.
+    pub memory_limit: Option<u64>,
     pub progress: Option<ingest::Progress>,
     /// Log lines for the stages.
     pub log: Option<Logger>,
@@ -155,7 +158,12 @@ async fn run_async(opts: &RunOptions) -> Result<RunSummary> {
     let mut kb_dirs = vec![datasets.join("kb")];
     kb_dirs.extend(opts.kb.iter().cloned());
     let tables = engine::Tables { data_dir: data_dir.clone(), kb_dirs, codes: codes_path.clone() };
-    let ctx = engine::session(&tables).await?;
+    let spill_dir = dir.join("spill");
+    let mut engine_opts = engine::EngineOptions { spill_dir: Some(spill_dir.clone()), ..Default::default() };
+    if let Some(limit) = opts.memory_limit {
+        engine_opts.memory_limit = limit;
+    }
+    let ctx = engine::session_with(&tables, &engine_opts).await?;
     let rules_out = engine::run_rules(&ctx, &rules, &rule_config, &run_id).await?;
     timings.insert("rules".to_string(), t.elapsed().as_secs_f64());
     let t = Instant::now();
@@ -169,6 +177,9 @@ async fn run_async(opts: &RunOptions) -> Result<RunSummary> {
     timings.insert("statistics".to_string(), t.elapsed().as_secs_f64());
     let examined_setl = count_rows(&ctx, "setl").await?;
     let examined_fee = count_rows(&ctx, "fee").await?;
+    // The session owns the spill files: end it and remove their folder before publishing.
+    drop(ctx);
+    let _ = std::fs::remove_dir_all(&spill_dir);
 
     // 3. Benefit recalculation and payment deadlines.
     let t = Instant::now();
@@ -411,6 +422,7 @@ async fn run_async(opts: &RunOptions) -> Result<RunSummary> {
         undecided,
         versions,
         timings_seconds: timings,
+        runtime: engine_opts.describe(),
         outputs,
     };
     if !balanced {

@@ -34,4 +34,6 @@ pub use docs::{render_list, render_show, render_show_with};
 pub use fixture::{Defaults, FixtureReport, run_fixture, write_dataset};
 pub use rule::{ParamDecl, ParamType, ParamValue, Rule, RuleSet};
 pub use runner::{RuleRun, RuleStatus, RulesOutput, run_one, run_rules};
-pub use session::{Tables, present_tables, session};
+pub use session::{
+    DEFAULT_MEMORY_LIMIT, EngineOptions, Tables, format_bytes, parse_bytes, present_tables, session, session_with,
+};

@@ -2,6 +2,7 @@
 //! knowledge base and two documented views, all file-backed (Ballista-compatible: no
 //! in-memory tables; the views are logical plans over the files).
 
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -9,6 +10,9 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::datasource::file_format::csv::CsvFormat;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
+use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::error::{Error, Result};
@@ -78,10 +82,93 @@ GROUP BY psn_no, fixmedins_code, mdtrt_id";
 /// The input tables the session looks for in `data_dir`.
 pub const INPUT_TABLES: [&str; 5] = ["setl", "fee", "psn", "medins", "pay"];
 
-fn session_config() -> SessionConfig {
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+/// The memory the query operators may hold by default: 2.5 GiB, so that a run stays under a
+/// 4 GB peak with the Parquet readers' buffers, the batches in flight and the rest of the
+/// process beside the pool.
+pub const DEFAULT_MEMORY_LIMIT: u64 = 5 << 29;
+
+/// How the query engine may use the machine.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// Bytes the operators may reserve together (a DataFusion `FairSpillPool`): sorts,
+    /// aggregations and repartitions spill to disk beyond their share; hash-join build sides
+    /// and window buffers cannot spill and fail the query with a clear message instead.
+    pub memory_limit: u64,
+    /// Folder for spill files: a fresh sub-folder is made inside it and removed when the
+    /// session ends. `None`: the system's temporary folder.
+    pub spill_dir: Option<PathBuf>,
+    /// Parallel partitions per query; default: the number of cores.
+    pub target_partitions: usize,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        EngineOptions { memory_limit: DEFAULT_MEMORY_LIMIT, spill_dir: None, target_partitions: cores }
+    }
+}
+
+impl EngineOptions {
+    /// The settings in force, for the manifest.
+    pub fn describe(&self) -> serde_json::Value {
+        serde_json::json!({
+            "memory_limit_bytes": self.memory_limit,
+            "memory_limit": format_bytes(self.memory_limit),
+            "memory_pool": "fair_spill",
+            "spill": self.spill_dir.as_ref().map_or_else(
+                || "system temporary folder".to_string(),
+                |d| d.display().to_string()
+            ),
+            "target_partitions": self.target_partitions,
+            "batch_size": BATCH_SIZE,
+            "parquet_pushdown_filters": true,
+        })
+    }
+}
+
+/// Parses a byte size: a number with an optional unit `B`, `K`/`KB`/`KiB`, `M`/`MB`/`MiB`,
+/// `G`/`GB`/`GiB`, `T`/`TB`/`TiB` (case-insensitive; all units binary, 1 K = 1024), e.g. `3GiB`,
+/// `512m`, `2.5G`.
+pub fn parse_bytes(s: &str) -> std::result::Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let bad = || format!("`{s}` is not a size: write e.g. 3GiB, 512MiB or a number of bytes");
+    let value: f64 = num.parse().map_err(|_| bad())?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        "t" | "tb" | "tib" => 40,
+        _ => return Err(bad()),
+    };
+    let bytes = value * (1u64 << shift) as f64;
+    if !bytes.is_finite() || bytes < 1.0 || bytes > u64::MAX as f64 {
+        return Err(bad());
+    }
+    Ok(bytes as u64)
+}
+
+/// `3.0 GiB`-style text of a byte count.
+pub fn format_bytes(b: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i + 1 < UNITS.len() {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 { format!("{b} B") } else { format!("{v:.1} {}", UNITS[i]) }
+}
+
+/// Rows per batch in the query operators.
+const BATCH_SIZE: usize = 8192;
+
+fn session_config(opts: &EngineOptions) -> SessionConfig {
     SessionConfig::new()
-        .with_target_partitions(cores)
+        .with_target_partitions(opts.target_partitions.max(1))
+        .with_batch_size(BATCH_SIZE)
         .with_information_schema(false)
         .set_bool("datafusion.sql_parser.parse_float_as_decimal", true)
         // Joins build a hash table of their left input once and stream the right input without
@@ -89,13 +176,43 @@ fn session_config() -> SessionConfig {
         // settlements, duplicate keys) first, so that the 100 M-row fee table is never shuffled
         // or built into a hash table (see queries/README.md).
         .set_bool("datafusion.optimizer.repartition_joins", false)
+        // Late materialisation: the scan evaluates its filters (the rule's own and the dynamic
+        // filter of a hash join whose build side is a knowledge-base sheet) on the filter
+        // columns first and decodes the other columns only for the rows that pass, so a rule
+        // about a few hundred item codes does not decode every column of every fee line.
+        .set_bool("datafusion.execution.parquet.pushdown_filters", true)
+        .set_bool("datafusion.execution.parquet.reorder_filters", true)
+}
+
+/// The runtime: a fair spilling memory pool of `memory_limit` bytes (the five largest
+/// consumers are named when a query runs out) and a disk manager for spill files.
+fn runtime_env(opts: &EngineOptions) -> Result<Arc<RuntimeEnv>> {
+    let limit = usize::try_from(opts.memory_limit).unwrap_or(usize::MAX);
+    let pool = TrackConsumersPool::new(FairSpillPool::new(limit), NonZeroUsize::new(5).unwrap_or(NonZeroUsize::MIN));
+    let mode = match &opts.spill_dir {
+        Some(d) => {
+            std::fs::create_dir_all(d).map_err(|e| Error::io("creating the spill folder", d, e))?;
+            DiskManagerMode::Directories(vec![d.clone()])
+        }
+        None => DiskManagerMode::OsTmpDirectory,
+    };
+    RuntimeEnvBuilder::new()
+        .with_memory_pool(Arc::new(pool))
+        .with_disk_manager_builder(DiskManagerBuilder::default().with_mode(mode))
+        .build_arc()
+        .map_err(|e| Error::df("setting up the query runtime", e))
 }
 
 /// Builds the session: registers every input table found in `data_dir` (`setl` and `fee` are
 /// required), `code`, every knowledge-base table and the views `setl_valid` and `stay`.
-/// Which input tables are present: [`present_tables`].
+/// Which input tables are present: [`present_tables`]. Default [`EngineOptions`].
 pub async fn session(tables: &Tables) -> Result<SessionContext> {
-    let ctx = SessionContext::new_with_config(session_config());
+    session_with(tables, &EngineOptions::default()).await
+}
+
+/// [`session`] with the given memory limit, spill folder and parallelism.
+pub async fn session_with(tables: &Tables, opts: &EngineOptions) -> Result<SessionContext> {
+    let ctx = SessionContext::new_with_config_rt(session_config(opts), runtime_env(opts)?);
     for f in super::udf::functions() {
         ctx.register_udf(f);
     }
