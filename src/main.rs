@@ -39,6 +39,8 @@ impl From<EncArg> for EncodingChoice {
     }
 }
 
+// Parsed once per process: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Cmd {
     /// Run the whole audit on an input folder and publish the results in an output folder.

@@ -188,7 +188,8 @@ fn session_config(opts: &EngineOptions) -> SessionConfig {
 /// consumers are named when a query runs out) and a disk manager for spill files.
 fn runtime_env(opts: &EngineOptions) -> Result<Arc<RuntimeEnv>> {
     let limit = usize::try_from(opts.memory_limit).unwrap_or(usize::MAX);
-    let pool = TrackConsumersPool::new(FairSpillPool::new(limit), NonZeroUsize::new(5).unwrap_or(NonZeroUsize::MIN));
+    let pool =
+        TrackConsumersPool::new(FairSpillPool::new(limit), NonZeroUsize::new(5).unwrap_or(NonZeroUsize::MIN));
     let mode = match &opts.spill_dir {
         Some(d) => {
             std::fs::create_dir_all(d).map_err(|e| Error::io("creating the spill folder", d, e))?;
