@@ -32,7 +32,7 @@ fn audit(settlements: u64, seed: u64) -> Audit {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let out = rt.block_on(async {
         let ctx = session(&Tables::new(&data, None)).await.expect("session");
-        stats::run(&ctx, &StatsConfig::load_default().expect("config")).await.expect("stats")
+        stats::run(&ctx, &StatsConfig::load_default().expect("config"), &[]).await.expect("stats")
     });
     let batch = medaudit::findings::to_batch(&out.findings, "test").expect("batch");
     let labels = gen_dir.join("labels");
@@ -122,4 +122,20 @@ fn a_second_seed_gives_no_false_facility_discoveries() {
     // The run is deterministic.
     let b = audit(8_000, 4242);
     assert_eq!(a.out.findings, b.out.findings);
+}
+
+#[test]
+#[ignore = "exploration"]
+fn explore() {
+    let n: u64 = std::env::var("STATS_N").ok().and_then(|s| s.parse().ok()).unwrap_or(12_000);
+    let seed: u64 = std::env::var("STATS_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(1);
+    let a = audit(n, seed);
+    println!("{}", a.out.notes.join("\n"));
+    println!("outliers {:?}", a.outlier_facilities);
+    let mut seen = std::collections::BTreeSet::new();
+    for f in &a.out.findings {
+        if f.entity_type != "settlement" && seen.insert((f.rule_id.clone(), f.entity_id.clone(), f.detail.clone())) {
+            println!("{} {} {}", f.rule_id, f.entity_id, f.detail);
+        }
+    }
 }
