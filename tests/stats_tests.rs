@@ -124,6 +124,292 @@ fn a_second_seed_gives_no_false_facility_discoveries() {
     assert_eq!(a.out.findings, b.out.findings);
 }
 
+/// A small deterministic generator (SplitMix64) for the fixture.
+struct Rng(u64);
+impl Rng {
+    fn u(&mut self) -> f64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+    }
+    fn below(&mut self, n: usize) -> usize {
+        ((self.u() * n as f64) as usize).min(n - 1)
+    }
+    fn normal(&mut self) -> f64 {
+        let (a, b) = (self.u().max(1e-300), self.u());
+        (-2.0 * a.ln()).sqrt() * (2.0 * std::f64::consts::PI * b).cos()
+    }
+    fn weighted(&mut self, w: &[f64]) -> usize {
+        let t: f64 = w.iter().sum();
+        let mut x = self.u() * t;
+        for (i, v) in w.iter().enumerate() {
+            if x < *v {
+                return i;
+            }
+            x -= v;
+        }
+        w.len() - 1
+    }
+}
+
+/// What the fixture injected.
+struct Injected {
+    readmit_fac: String,
+    digit_fac: String,
+    share_fac: String,
+    dq_fac: String,
+    cluster_fac: String,
+    cluster_county: String,
+    cluster_setls: BTreeSet<String>,
+}
+
+/// A county-level world of 24 level-2 hospitals whose costs, readmission rates, item mix,
+/// rule-flag rates and county inflows differ naturally, with one facility of each kind of
+/// injected anomaly: STA005 (readmissions), STA006 (made-up amounts), STA004 (rule-flagged
+/// share, through the findings handed in) and STA008 (7 persons of one county in 3 days).
+fn fixture_world(dir: &std::path::Path, seed: u64) -> (Vec<arrow::array::RecordBatch>, Injected) {
+    use medaudit::findings::{Finding, Severity};
+    use medaudit::schema::{FEE, SETL};
+    let mut rng = Rng(seed);
+    let facs: Vec<String> = (1..=24).map(|i| format!("H4114020000{i:02}")).collect();
+    let counties: Vec<String> = (21..=26).map(|c| format!("4114{c}")).collect();
+    let dx = [("I63.900", 9000.0), ("J18.900", 5000.0), ("K80.100", 12000.0), ("N18.500", 7000.0)];
+    let catalogue = [12.5, 23.0, 36.0, 48.0, 75.0, 110.0, 260.0, 540.0, 18.0, 31.5];
+    let inj = Injected {
+        readmit_fac: facs[4].clone(),
+        digit_fac: facs[8].clone(),
+        share_fac: facs[14].clone(),
+        dq_fac: facs[15].clone(),
+        cluster_fac: facs[11].clone(),
+        cluster_county: counties[5].clone(),
+        cluster_setls: BTreeSet::new(),
+    };
+    let mut inj = inj;
+    let (mut setl, mut fee, mut findings) = (Vec::new(), Vec::new(), Vec::new());
+    let day0 = chrono::NaiveDate::from_ymd_opt(2024, 1, 1).expect("date");
+    let mut n_setl = 0usize;
+    let mut n_psn = 0usize;
+    let mut add_stay = |rng: &mut Rng,
+                        fac: &str,
+                        fi: usize,
+                        county: &str,
+                        psn: &str,
+                        begin: i64,
+                        d: usize,
+                        fac_cost: f64,
+                        item_w: &[f64],
+                        flag_rate: f64,
+                        setl: &mut Vec<Vec<String>>,
+                        fee: &mut Vec<Vec<String>>,
+                        findings: &mut Vec<Finding>|
+     -> (String, i64) {
+        n_setl += 1;
+        let id = format!("S{n_setl:06}");
+        let los = 3 + rng.below(9) as i64;
+        let b = day0 + chrono::Duration::days(begin);
+        let e = b + chrono::Duration::days(los);
+        let cost = (dx[d].1 * fac_cost * (0.3 * rng.normal()).exp() * 100.0).round() / 100.0;
+        let (cost_s, fund_s) = (format!("{cost:.2}"), format!("{:.2}", (cost * 0.6 * 100.0).round() / 100.0));
+        let (bs, es) = (b.to_string(), e.to_string());
+        let time = format!("{es} 10:00:00");
+        let mdtrt = format!("M{n_setl:06}");
+        setl.push(crate::common::row(
+            &SETL,
+            &[
+                ("setl_id", &id),
+                ("mdtrt_id", &mdtrt),
+                ("psn_no", psn),
+                ("fixmedins_code", fac),
+                ("hosp_lv", "2"),
+                ("insu_admdvs", county),
+                ("fix_blng_admdvs", "411402"),
+                ("begndate", &bs),
+                ("enddate", &es),
+                ("setl_time", &time),
+                ("dise_codg", dx[d].0),
+                ("medfee_sumamt", &cost_s),
+                ("inscp_scp_amt", &cost_s),
+                ("hifp_pay", &fund_s),
+            ],
+        ));
+        for k in 0..5 {
+            let amount = if fi == 8 {
+                // Made-up amounts, not from the price catalogue.
+                format!("{:.2}", 10.0 + rng.u() * 990.0)
+            } else {
+                let item = rng.weighted(item_w);
+                format!("{:.2}", catalogue[item] * (1 + rng.below(4)) as f64)
+            };
+            let sn = format!("{id}-{k}");
+            fee.push(crate::common::row(
+                &FEE,
+                &[
+                    ("feedetl_sn", &sn),
+                    ("setl_id", &id),
+                    ("psn_no", psn),
+                    ("cnt", "1"),
+                    ("pric", &amount),
+                    ("det_item_fee_sumamt", &amount),
+                    ("fee_ocur_time", &time),
+                ],
+            ));
+        }
+        if rng.u() < flag_rate {
+            findings.push(Finding {
+                setl_id: id.clone(),
+                psn_no: Some(psn.to_string()),
+                fixmedins_code: Some(fac.to_string()),
+                rule_id: "OVC001".into(),
+                category: "overcharge",
+                severity: Severity::Medium,
+                amount_at_risk: rust_decimal::Decimal::ONE,
+                detail: String::new(),
+                entity_type: "settlement",
+                entity_id: id.clone(),
+                feedetl_sns: None,
+            });
+        }
+        if fi == 15 && rng.u() < 0.5 {
+            findings.push(Finding {
+                setl_id: id.clone(),
+                psn_no: None,
+                fixmedins_code: Some(fac.to_string()),
+                rule_id: "DQ003".into(),
+                category: "data_quality",
+                severity: Severity::Low,
+                amount_at_risk: rust_decimal::Decimal::ZERO,
+                detail: String::new(),
+                entity_type: "settlement",
+                entity_id: id.clone(),
+                feedetl_sns: None,
+            });
+        }
+        (id, begin + los)
+    };
+    for (fi, fac) in facs.iter().enumerate() {
+        let fac_cost = (0.1 * rng.normal()).exp();
+        let readmit = if fi == 4 { 0.35 } else { 0.03 + 0.03 * rng.u() };
+        let flag_rate = if fi == 14 { 0.25 } else { 0.02 + 0.02 * rng.u() };
+        let item_w: Vec<f64> = (0..catalogue.len()).map(|_| 0.5 + rng.u()).collect();
+        let county_w: Vec<f64> = (0..counties.len()).map(|_| 0.2 + rng.u()).collect();
+        for _ in 0..150 {
+            n_psn += 1;
+            let psn = format!("P{n_psn:06}");
+            let county = &counties[rng.weighted(&county_w)];
+            let d = rng.below(dx.len());
+            let begin = rng.below(330) as i64;
+            let (_, end) = add_stay(
+                &mut rng, fac, fi, county, &psn, begin, d, fac_cost, &item_w, flag_rate, &mut setl, &mut fee,
+                &mut findings,
+            );
+            if rng.u() < readmit {
+                let again = end + 2 + rng.below(10) as i64;
+                add_stay(
+                    &mut rng, fac, fi, county, &psn, again, d, fac_cost, &item_w, flag_rate, &mut setl,
+                    &mut fee, &mut findings,
+                );
+            }
+        }
+        if fi == 11 {
+            // Seven persons of one county admitted within three days.
+            for k in 0..7 {
+                n_psn += 1;
+                let psn = format!("P{n_psn:06}");
+                let (id, _) = add_stay(
+                    &mut rng,
+                    fac,
+                    fi,
+                    &counties[5],
+                    &psn,
+                    200 + (k % 3) as i64,
+                    0,
+                    fac_cost,
+                    &item_w,
+                    0.0,
+                    &mut setl,
+                    &mut fee,
+                    &mut findings,
+                );
+                inj.cluster_setls.insert(id);
+            }
+        }
+    }
+    crate::common::write_csv(&dir.join("setl.csv"), &crate::common::header(&SETL), &setl);
+    crate::common::write_csv(&dir.join("fee.csv"), &crate::common::header(&FEE), &fee);
+    let batch = medaudit::findings::to_batch(&findings, "fixture").expect("findings batch");
+    (vec![batch], inj)
+}
+
+#[test]
+fn injected_facility_and_cluster_anomalies_are_found_in_a_fixture_world() {
+    for seed in [11u64, 20_240_101] {
+        let tmp = tempdir();
+        let input = tmp.path().join("input");
+        std::fs::create_dir_all(&input).expect("mkdir");
+        let (rule_findings, inj) = fixture_world(&input, seed);
+        let data = tmp.path().join("data");
+        ingest::ingest(&input, &data, &tmp.path().join("q"), &IngestOptions::new(crate::common::codes()))
+            .expect("ingest");
+        let rt = tokio::runtime::Runtime::new().expect("runtime");
+        let cfg = StatsConfig::load_default().expect("config");
+        let run = |findings: &[arrow::array::RecordBatch]| {
+            rt.block_on(async {
+                let ctx = session(&Tables::new(&data, None)).await.expect("session");
+                stats::run(&ctx, &cfg, findings).await.expect("stats")
+            })
+        };
+        let out = run(&rule_findings);
+        println!("seed {seed}\n{}", out.notes.join("\n"));
+        let named = |rule: &str| -> BTreeSet<String> {
+            out.findings.iter().filter(|f| f.rule_id == rule).map(|f| f.entity_id.clone()).collect()
+        };
+        assert_eq!(named("STA005"), BTreeSet::from([inj.readmit_fac.clone()]), "readmissions");
+        assert_eq!(named("STA006"), BTreeSet::from([inj.digit_fac.clone()]), "digits");
+        assert_eq!(named("STA004"), BTreeSet::from([inj.share_fac.clone()]), "flagged share");
+        assert!(!named("STA004").contains(&inj.dq_fac), "data-quality findings do not count");
+        assert_eq!(named("STA008"), BTreeSet::from([inj.cluster_fac.clone()]), "cluster");
+        // The cluster's finding rests on the injected stays and on the pair's ordinary
+        // admissions that fall inside the same days (at most a couple).
+        let rows: BTreeSet<String> =
+            out.findings.iter().filter(|f| f.rule_id == "STA008").map(|f| f.setl_id.clone()).collect();
+        assert!(rows.is_superset(&inj.cluster_setls) && rows.len() <= inj.cluster_setls.len() + 2, "{rows:?}");
+        let d = &out.findings.iter().find(|f| f.rule_id == "STA008").expect("STA008").detail;
+        assert!(d.contains(&format!("参保地 {} 的 {} 人", inj.cluster_county, rows.len())), "{d}");
+        // STA004 rests on the facility's flagged settlements only, amount 0.
+        let flagged: BTreeSet<String> = {
+            let b = &rule_findings[0];
+            let s = b.column_by_name("setl_id").expect("setl_id");
+            let f = b.column_by_name("fixmedins_code").expect("fix");
+            let c = b.column_by_name("category").expect("category");
+            use arrow::array::AsArray;
+            let (s, f, c) = (s.as_string::<i32>(), f.as_string::<i32>(), c.as_string::<i32>());
+            (0..b.num_rows())
+                .filter(|&i| f.value(i) == inj.share_fac && c.value(i) == "overcharge")
+                .map(|i| s.value(i).to_string())
+                .collect()
+        };
+        let sta004: BTreeSet<String> =
+            out.findings.iter().filter(|f| f.rule_id == "STA004").map(|f| f.setl_id.clone()).collect();
+        assert_eq!(sta004, flagged);
+        for f in out.findings.iter().filter(|f| f.entity_type != "settlement") {
+            assert!(q_of(&f.detail) < 0.01 && f.detail.contains("p="), "{}", f.detail);
+            assert!(!f.detail.is_empty() && f.fixmedins_code.as_deref() == Some(f.entity_id.as_str()));
+            if matches!(f.rule_id.as_str(), "STA004" | "STA005" | "STA006") {
+                assert_eq!(f.amount_at_risk, rust_decimal::Decimal::ZERO);
+            }
+        }
+        // Without rule findings STA004 has nothing to count; the rest is unchanged.
+        let bare = run(&[]);
+        assert!(bare.findings.iter().all(|f| f.rule_id != "STA004"));
+        assert_eq!(
+            bare.findings.iter().filter(|f| f.rule_id != "STA004").collect::<Vec<_>>(),
+            out.findings.iter().filter(|f| f.rule_id != "STA004").collect::<Vec<_>>()
+        );
+    }
+}
+
 #[test]
 #[ignore = "exploration"]
 fn explore() {

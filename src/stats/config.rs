@@ -95,6 +95,9 @@ pub struct DigitsConfig {
     /// A peer group is used for a facility's expected digits only when the other facilities
     /// have at least this many lines in it.
     pub min_peer_lines: u64,
+    /// Service prices are regulated per region: lines are compared only with lines of
+    /// facilities whose `fix_blng_admdvs` shares this many leading digits (4: the city).
+    pub price_region_digits: usize,
 }
 
 /// STA008: persons of one county admitted to one facility within a few days.

@@ -130,11 +130,13 @@ pub async fn run(ctx: &SessionContext, cfg: &StatsConfig, rule_findings: &[Recor
 }
 
 /// The CTE `peer`: every standing settlement with a positive total, its peer group (`peer`,
-/// `NULL` when skipped) and the level it was assigned at (`peer_level`: 0 ICD-3 × level ×
+/// `NULL` when skipped), its price region (`region`: the leading digits of
+/// `fix_blng_admdvs`, for STA006) and the level it was assigned at (`peer_level`: 0 ICD-3 × level ×
 /// class, 1 ICD chapter letter × level × class, 2 level × class, 3 skipped).
 fn peer_cte(cfg: &StatsConfig, has_medins: bool) -> String {
     let min = cfg.peer.min_group_size;
     let merge = if cfg.peer.merge_upward { "TRUE" } else { "FALSE" };
+    let rd = cfg.digits.price_region_digits.clamp(1, 6);
     let (lv, join) = if has_medins {
         (
             "COALESCE(NULLIF(s.hosp_lv, ''), NULLIF(m.hosp_lv, ''), '-')",
@@ -151,6 +153,7 @@ fn peer_cte(cfg: &StatsConfig, has_medins: bool) -> String {
          COALESCE(s.med_class, 'other') AS cls,
          UPPER(SUBSTR(COALESCE(s.dise_codg, ''), 1, 3)) AS icd3,
          s.medfee_sumamt AS cost,
+         SUBSTR(COALESCE(s.fix_blng_admdvs, ''), 1, {rd}) AS region,
          CAST(s.enddate AS INT) - CAST(s.begndate AS INT) AS los
   FROM setl_valid s {join}
   WHERE s.medfee_sumamt > 0 AND s.setl_id IS NOT NULL),
@@ -164,7 +167,7 @@ b2 AS (SELECT *, SUM(CASE WHEN n0 < {min} THEN 1 ELSE 0 END) OVER (PARTITION BY 
 b3 AS (SELECT *, SUM(CASE WHEN n0 < {min} AND n1 < {min} THEN 1 ELSE 0 END) OVER (PARTITION BY k2) AS n2
        FROM b2),
 peer AS (
-  SELECT setl_id, psn_no, fixmedins_code, inp, cost, los,
+  SELECT setl_id, psn_no, fixmedins_code, inp, cost, los, region,
          CASE WHEN n0 >= {min} THEN k0
               WHEN {merge} AND n1 >= {min} THEN k1
               WHEN {merge} AND n2 >= {min} THEN k2 END AS peer,
@@ -1036,8 +1039,8 @@ async fn digits(ctx: &SessionContext, peer: &str, cfg: &StatsConfig, out: &mut S
     let c = &cfg.digits;
     let q = format!(
         "{peer},
-p2 AS (SELECT setl_id, fixmedins_code AS fac, peer FROM peer WHERE peer IS NOT NULL AND fixmedins_code IS NOT NULL),
-x AS (SELECT p2.fac, p2.peer, substr(ltrim(CAST(f.det_item_fee_sumamt AS VARCHAR), '0.'), 1, 1) AS d
+p2 AS (SELECT setl_id, fixmedins_code AS fac, peer, region FROM peer WHERE peer IS NOT NULL AND fixmedins_code IS NOT NULL),
+x AS (SELECT p2.fac, p2.peer || '|' || p2.region AS peer, substr(ltrim(CAST(f.det_item_fee_sumamt AS VARCHAR), '0.'), 1, 1) AS d
       FROM p2 JOIN fee f ON f.setl_id = p2.setl_id
       WHERE f.det_item_fee_sumamt > 0)
 SELECT fac, peer, d, COUNT(*) AS n FROM x GROUP BY fac, peer, d ORDER BY fac, peer, d"
@@ -1074,6 +1077,11 @@ SELECT fac, peer, d, COUNT(*) AS n FROM x GROUP BY fac, peer, d ORDER BY fac, pe
         })
         .collect();
     let qs = math::bh_qvalues(&ps, ps.len());
+    if std::env::var("STATS_DEBUG").is_ok() {
+        for (i, (code, u)) in tested.iter().enumerate() {
+            eprintln!("DIG {code} lines={} groups={} x2={:.1} x2/n={:.4} rho={:.5} tvd={:.3} p={:.2e} q={:.2e}", u.lines, u.groups, stats[i].0, stats[i].0 / u.lines, rho[i], math::total_variation(&u.observed, &u.expected), ps[i], qs[i]);
+        }
+    }
     let mut flagged: BTreeMap<String, String> = BTreeMap::new();
     for (i, (code, u)) in tested.iter().enumerate() {
         let tvd = math::total_variation(&u.observed, &u.expected);
