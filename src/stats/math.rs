@@ -202,6 +202,26 @@ pub fn dm_rho_loo(units: &[(f64, usize, f64)]) -> Vec<f64> {
         .collect()
 }
 
+/// For each positive value, the robust z-score of its logarithm against the *other* positive
+/// values: `(ln x − median) / (1.4826 × MAD)` of their logarithms (1.4826 × MAD estimates the
+/// standard deviation of normal data). Returns `(z, median, scale)`; `None` for a value that
+/// is not positive or when fewer than three others remain or their MAD is 0.
+pub fn robust_log_z_loo(xs: &[f64]) -> Vec<Option<(f64, f64, f64)>> {
+    let logs: Vec<Option<f64>> = xs.iter().map(|x| (*x > 0.0 && x.is_finite()).then(|| x.ln())).collect();
+    (0..xs.len())
+        .map(|i| {
+            let li = logs[i]?;
+            let others: Vec<f64> = logs.iter().enumerate().filter(|(j, _)| *j != i).filter_map(|(_, l)| *l).collect();
+            if others.len() < 3 {
+                return None;
+            }
+            let m = median(&others)?;
+            let scale = 1.4826 * mad(&others)?;
+            (scale > 0.0).then(|| ((li - m) / scale, m, scale))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -336,6 +356,20 @@ mod tests {
         let r = dm_rho_loo(&[(16.0, 8, 101.0), (8.0, 8, 51.0), (24.0, 8, 201.0)]);
         // Unit 0 left out: (0 + 2) / 250; unit 1: 3 / 300; unit 2: 1 / 150.
         assert!(close(r[0], 2.0 / 250.0, 1e-12) && close(r[1], 0.01, 1e-12) && close(r[2], 1.0 / 150.0, 1e-12));
+    }
+
+    #[test]
+    fn robust_log_z_by_hand() {
+        // Values e^0, e^1, e^2, e^3, e^10. For the last: others' logs 0 1 2 3 → median 1.5,
+        // |dev| 1.5 0.5 0.5 1.5 → MAD 1, scale 1.4826: z = (10 − 1.5) / 1.4826.
+        let xs = [1.0, 1f64.exp(), 2f64.exp(), 3f64.exp(), 10f64.exp()];
+        let z = robust_log_z_loo(&xs);
+        let (z4, m4, s4) = z[4].unwrap();
+        assert!(close(z4, 8.5 / 1.4826, 1e-12) && close(m4, 1.5, 1e-12) && close(s4, 1.4826, 1e-12));
+        // For the first: others 1 2 3 10 → median 2.5, |dev| 1.5 .5 .5 7.5 → MAD 1: z = −2.5 / 1.4826.
+        assert!(close(z[0].unwrap().0, -2.5 / 1.4826, 1e-12));
+        assert_eq!(robust_log_z_loo(&[0.0, 1.0, 2.0, 3.0, 4.0])[0], None);
+        assert_eq!(robust_log_z_loo(&[1.0, 2.0, 3.0])[0], None);
     }
 
     /// A small deterministic generator for the simulation tests (SplitMix64 + Box–Muller).

@@ -1065,8 +1065,19 @@ SELECT fac, peer, d, COUNT(*) AS n FROM x GROUP BY fac, peer, d ORDER BY fac, pe
             (x2, df, u.lines)
         })
         .collect();
+    // Two allowances for facilities differing naturally, both of which must be exceeded
+    // (an intersection-union test: the larger p-value is a valid p-value):
+    // 1. the chi-square scaled by the Dirichlet-multinomial factor 1 + (n − 1) ρ, ρ pooled by
+    //    moments over the other facilities;
+    // 2. the facility's own ρ̂ = (X²/df − 1) / (n − 1) against the spread of the other
+    //    facilities' ρ̂ on the log scale (robust z: median and MAD), normal tail.
     let rho = math::dm_rho_loo(&stats);
-    let ps: Vec<f64> = stats
+    let own_rho: Vec<f64> = stats
+        .iter()
+        .map(|(x2, df, n)| if *df == 0 || *n < 2.0 { 0.0 } else { ((x2 / *df as f64 - 1.0) / (n - 1.0)).max(0.0) })
+        .collect();
+    let spread = math::robust_log_z_loo(&own_rho);
+    let p_chi: Vec<f64> = stats
         .iter()
         .zip(&rho)
         .map(|((x2, df, n), r)| {
@@ -1076,12 +1087,9 @@ SELECT fac, peer, d, COUNT(*) AS n FROM x GROUP BY fac, peer, d ORDER BY fac, pe
             math::chi2_sf(x2 / (1.0 + (n - 1.0) * r), *df).unwrap_or(1.0)
         })
         .collect();
+    let p_spread: Vec<f64> = spread.iter().map(|z| z.map_or(1.0, |(z, _, _)| math::normal_sf(z))).collect();
+    let ps: Vec<f64> = p_chi.iter().zip(&p_spread).map(|(a, b)| a.max(*b)).collect();
     let qs = math::bh_qvalues(&ps, ps.len());
-    if std::env::var("STATS_DEBUG").is_ok() {
-        for (i, (code, u)) in tested.iter().enumerate() {
-            eprintln!("DIG {code} lines={} groups={} x2={:.1} x2/n={:.4} rho={:.5} tvd={:.3} p={:.2e} q={:.2e}", u.lines, u.groups, stats[i].0, stats[i].0 / u.lines, rho[i], math::total_variation(&u.observed, &u.expected), ps[i], qs[i]);
-        }
-    }
     let mut flagged: BTreeMap<String, String> = BTreeMap::new();
     for (i, (code, u)) in tested.iter().enumerate() {
         let tvd = math::total_variation(&u.observed, &u.expected);
@@ -1097,13 +1105,18 @@ SELECT fac, peer, d, COUNT(*) AS n FROM x GROUP BY fac, peer, d ORDER BY fac, pe
         flagged.insert(
             (*code).clone(),
             format!(
-                "机构费用明细金额首位数字分布（1～9，%）{obs}，同对照组其他机构（{g} 组）按其明细结构期望 {exp}；\
+                "机构费用明细金额首位数字分布（1～9，%）{obs}，同对照组同地区其他机构（{g} 组）按其明细结构期望 {exp}；\
                  总变差距离 {tvd:.3}；Pearson χ²={x2:.1}（自由度 {df}，{n:.0} 条明细），按机构间过度离散（狄利克雷-多项，\
-                 ρ={r:.2e}，放大 {infl:.1} 倍）校正后 p={p}，q={q}（{k} 家机构中）；提示核查收费是否按目录价格，金额不计",
+                 ρ={r:.2e}，放大 {infl:.1} 倍）校正后 p={pc}；本机构离散度 ρ̂={own:.2e}，相对其他机构（对数稳健Z值 {z:.2}）\
+                 p={pz}；取两者较大者 p={p}，q={q}（{k} 家机构中）；提示核查收费是否按目录价格，金额不计",
                 obs = shares(&u.observed),
                 exp = shares(&u.expected),
                 g = u.groups,
                 r = rho[i],
+                pc = fmt_p(p_chi[i]),
+                own = own_rho[i],
+                z = spread[i].map_or(0.0, |t| t.0),
+                pz = fmt_p(p_spread[i]),
                 p = fmt_p(ps[i]),
                 q = fmt_p(qs[i]),
                 k = tested.len(),
