@@ -159,13 +159,72 @@ pub static CHECKS: &[Check] = &[
         severity: "medium",
         requires: &["setl"],
         basis: "漯河大额合同 第二十五条; datasets/stats/README.md",
-        what: "Observed inpatient cost of each facility against its expected cost by indirect standardisation \
-               over peer groups; random-effects z-test of ln(O/E) with the between-facility variance \
-               (DerSimonian–Laird, the facility left out); BH over facilities, q < 0.01 and O/E ≥ 1.30. \
-               Written on every settlement of the facility, the excess O − E split over them.",
+        what: "Observed inpatient cost of each facility against its expected cost by indirect standardisation: \
+               every case at the mean cost of its peer group among the other facilities. Tested on the mean \
+               log-cost residual against the other facilities' in the same groups, random-effects z-test with the \
+               between-facility variance (DerSimonian–Laird, the facility left out); BH over facilities, \
+               q < 0.01 and O/E ≥ 1.30. Written on every compared settlement of the facility, the excess O − E \
+               split over them.",
         why: "A facility billing systematically more than its case mix explains inflates every claim a little; \
               rules on single claims do not see it.",
-        example: "O = 2.6 million, E = 1.7 million over 310 cases: O/E 1.53, z 5.2, q 0.0001.",
+        example: "O = 2.6 million, E = 1.35 million over 310 cases: O/E 1.93, log residual +0.66, z 4.9, q 0.0001.",
+        module: "stats",
+    },
+    Check {
+        id: "STA004",
+        title_zh: "机构规则命中率远高于同类",
+        title_en: "Facility's share of rule-flagged settlements far above its case-mix expectation",
+        category: "statistical_outlier",
+        severity: "low",
+        requires: &["setl"],
+        basis: "漯河大额合同 第二十五条; 河南大病合同 第二十八条; datasets/stats/README.md",
+        what: "Counts the facility's settlements flagged by the SQL rules of the configured categories (fraud and \
+               abuse, not data quality or injury review) against the number expected from its case mix (each \
+               peer group's flagged share among the other facilities); negative-binomial upper tail with the \
+               over-dispersion between facilities estimated by moments leaving the facility out; BH over \
+               facilities, q < 0.01, at least 5 flagged and 2 × expected. Written on the facility's flagged \
+               settlements with amount 0 (the rules carry the amounts).",
+        why: "Where the rules fire far more often than at comparable facilities, the facility as a whole deserves \
+              an on-site inspection rather than claim-by-claim review.",
+        example: "41 of 620 settlements flagged, 9.8 expected from the case mix: 4.2 ×, φ 0.12, q 1e-8.",
+        module: "stats",
+    },
+    Check {
+        id: "STA005",
+        title_zh: "机构再入院率异常",
+        title_en: "Facility readmission rate far above its case-mix expectation",
+        category: "statistical_outlier",
+        severity: "medium",
+        requires: &["setl"],
+        basis: "漯河大额合同 第二十一条、第二十五条; 河南大病合同 第二十八条; datasets/stats/README.md",
+        what: "Stays (view `stay`) after which the same person is admitted to the same facility within 15 days, \
+               against the number expected from the index stays' diagnosis groups (3-character ICD-10, small \
+               groups merged to the chapter, then all) at the other facilities' rates; planned Z51 courses left \
+               out; negative-binomial test as STA004, BH, q < 0.01, at least 5 readmissions and 2 × expected. \
+               Written on the readmission stays' settlements with amount 0 (SPL001 carries the amounts of \
+               same-diagnosis readmissions).",
+        why: "A facility that readmits far more than its case mix explains is splitting stays (分解住院) as a \
+              practice, including across diagnoses where the single-claim rule does not look.",
+        example: "38 readmissions after 240 discharges (15.8 %), 9.1 expected: 4.2 ×, q 2e-9.",
+        module: "stats",
+    },
+    Check {
+        id: "STA006",
+        title_zh: "机构收费金额首位数字分布异常",
+        title_en: "Facility's fee-amount first digits unlike its peers'",
+        category: "statistical_outlier",
+        severity: "low",
+        requires: &["setl", "fee"],
+        basis: "漯河大额合同 第二十五条; datasets/stats/README.md",
+        what: "First significant digit (1–9) of the facility's positive fee-line amounts against the digits of the \
+               other facilities' lines in the same peer groups (regulated prices make plain Benford a measure of \
+               case mix); Pearson chi-square scaled by a Dirichlet-multinomial over-dispersion factor \
+               1 + (n − 1) ρ estimated leaving the facility out; BH over facilities, q < 0.01 and total \
+               variation distance ≥ 0.10. Written on the facility's settlements with amount 0 (a review hint).",
+        why: "Amounts that do not come from the price catalogue (made-up or hand-edited bills) change the digit \
+              pattern of a facility's bills against facilities treating the same cases.",
+        example: "Digit shares 31/18/12/... against 45/12/9/... expected: distance 0.19, χ² 412 on 8 df, scaled \
+                  by 6.3: p 2e-11.",
         module: "stats",
     },
     Check {
@@ -182,6 +241,26 @@ pub static CHECKS: &[Check] = &[
         why: "Repeated admissions far beyond what anyone needs point to 挂床住院, lent cards or induced \
               admissions.",
         example: "13 stays in 2024 against 0.12 per person: p 1e-20, flagged.",
+        module: "stats",
+    },
+    Check {
+        id: "STA008",
+        title_zh: "同一县区多人短期内集中到同一机构住院（统计检验）",
+        title_en: "Persons of one county admitted to one facility within days, beyond its usual inflow",
+        category: "statistical_outlier",
+        severity: "medium",
+        requires: &["setl"],
+        basis: "河南大病合同 第二十七条; 漯河大额合同 第二十三条、第二十五条; datasets/stats/README.md",
+        what: "For every insured county × facility pair (in or out of the city), persons admitted in each window \
+               of 3 consecutive days against the pair's admissions outside the window spread over the rest of \
+               the span; negative-binomial upper tail with the over-dispersion of daily admissions estimated by \
+               moments (the pair left out); BH over every window of every pair, q < 0.01, at least 5 persons and \
+               5 × the usual inflow. Written on every settlement of the stays in the cluster; the amount is the \
+               fund payments beyond the usual inflow. Counts as one signal with OOA002 in the risk score.",
+        why: "Groups of insured persons brought together to one hospital (组织参保人住院, free transport, kickbacks) \
+              show up as bursts of admissions from one county.",
+        example: "Six residents of 411422 admitted to one hospital 2024-05-03 to 05-05, usually 0.02 per 3 days: \
+                  p 1e-13, q 2e-7.",
         module: "stats",
     },
 ];

@@ -170,7 +170,7 @@ async fn run_async(opts: &RunOptions) -> Result<RunSummary> {
     log(opts, "statistical checks");
     let stats_cfg = crate::stats::StatsConfig::load_default()?;
     let stats = if opts.only_rules.is_empty() || opts.only_rules.iter().any(|id| id.starts_with("STA")) {
-        Some(crate::stats::run(&ctx, &stats_cfg).await?)
+        Some(crate::stats::run(&ctx, &stats_cfg, &rules_out.findings).await?)
     } else {
         None
     };

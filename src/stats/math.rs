@@ -1,8 +1,10 @@
 //! The test statistics of the statistical checks, as plain functions over `f64` (statistics,
 //! never money): median and MAD, the modified z-score, Benjamini–Hochberg q-values, the
-//! Poisson upper tail and the random-effects (DerSimonian–Laird) z-test.
+//! Poisson and negative-binomial upper tails with a moment estimator of over-dispersion, the
+//! random-effects (DerSimonian–Laird) z-test, and Pearson's chi-square with a
+//! Dirichlet-multinomial over-dispersion allowance.
 
-use statrs::distribution::{ContinuousCDF, DiscreteCDF, Normal, Poisson};
+use statrs::distribution::{ChiSquared, ContinuousCDF, DiscreteCDF, NegativeBinomial, Normal, Poisson};
 
 /// Iglewicz–Hoaglin constant: the 0.75 quantile of the standard normal, so that
 /// `0.6745 × (x − median) / MAD` is on the scale of a z-score for normal data.
@@ -105,6 +107,121 @@ pub fn leave_one_out_re_z(y: &[f64], v: &[f64]) -> Vec<Option<(f64, f64, f64)>> 
         .collect()
 }
 
+/// `P(X ≥ k)` for a negative binomial `X` with mean `mean` and dispersion `phi`
+/// (`Var X = mean + phi × mean²`; the Poisson when `phi = 0`). `None` for a mean that is not
+/// > 0 or a negative dispersion.
+pub fn nb_tail(k: u64, mean: f64, phi: f64) -> Option<f64> {
+    if !(mean > 0.0 && mean.is_finite() && phi >= 0.0 && phi.is_finite()) {
+        return None;
+    }
+    if k == 0 {
+        return Some(1.0);
+    }
+    if phi < 1e-12 {
+        return poisson_tail(k, mean);
+    }
+    // statrs: r successes, success probability p, mean r (1 − p) / p.
+    let r = 1.0 / phi;
+    let d = NegativeBinomial::new(r, r / (r + mean)).ok()?;
+    Some(d.sf(k - 1))
+}
+
+/// Moment estimator of the over-dispersion of counts `o` with expected values `e` under
+/// `Var O = E + phi × E²`: `phi = max(0, Σ[(O − E)² − O] / Σ E²)` (0 when nothing is
+/// expected). Each unit's own term can be left out with [`nb_dispersion_loo`].
+pub fn nb_dispersion(o: &[f64], e: &[f64]) -> f64 {
+    let (a, b) = dispersion_sums(o, e);
+    if b > 0.0 { (a / b).max(0.0) } else { 0.0 }
+}
+
+fn dispersion_sums(o: &[f64], e: &[f64]) -> (f64, f64) {
+    o.iter().zip(e).filter(|(o, e)| o.is_finite() && e.is_finite()).fold((0.0, 0.0), |(a, b), (o, e)| {
+        (a + (o - e).powi(2) - o, b + e * e)
+    })
+}
+
+/// [`nb_dispersion`] for every unit, computed from the *other* units, so that an extreme
+/// unit does not widen the yardstick it is measured with.
+pub fn nb_dispersion_loo(o: &[f64], e: &[f64]) -> Vec<f64> {
+    let (a, b) = dispersion_sums(o, e);
+    o.iter()
+        .zip(e)
+        .map(|(oi, ei)| {
+            let (ai, bi) = if oi.is_finite() && ei.is_finite() { ((oi - ei).powi(2) - oi, ei * ei) } else { (0.0, 0.0) };
+            let (a, b) = (a - ai, b - bi);
+            if b > 1e-12 { (a / b).max(0.0) } else { 0.0 }
+        })
+        .collect()
+}
+
+/// `P(X ≥ x)` for `X ~ χ²(df)`.
+pub fn chi2_sf(x: f64, df: usize) -> Option<f64> {
+    let d = ChiSquared::new(df as f64).ok()?;
+    Some(if x <= 0.0 { 1.0 } else { d.sf(x) })
+}
+
+/// Pearson's chi-square of observed counts against expected counts (cells expecting nothing
+/// are left out): `(X², degrees of freedom = cells − 1)`.
+pub fn pearson_chi2(obs: &[f64], exp: &[f64]) -> (f64, usize) {
+    let mut x2 = 0.0;
+    let mut cells = 0usize;
+    for (o, e) in obs.iter().zip(exp) {
+        if *e > 0.0 {
+            x2 += (o - e).powi(2) / e;
+            cells += 1;
+        }
+    }
+    (x2, cells.saturating_sub(1))
+}
+
+/// Total variation distance between observed and expected counts, as shares:
+/// `½ Σ |o/Σo − e/Σe|` (0 to 1).
+pub fn total_variation(obs: &[f64], exp: &[f64]) -> f64 {
+    let (so, se): (f64, f64) = (obs.iter().sum(), exp.iter().sum());
+    if so <= 0.0 || se <= 0.0 {
+        return 0.0;
+    }
+    0.5 * obs.iter().zip(exp).map(|(o, e)| (o / so - e / se).abs()).sum::<f64>()
+}
+
+/// Dirichlet-multinomial over-dispersion by moments: with `E[X²] = df × (1 + (n − 1) rho)`,
+/// `rho = max(0, Σ(X²/df − 1) / Σ(n − 1))` over the units, each unit's own term left out
+/// (units are `(X², df, n)`; those with `df = 0` or `n < 2` do not count).
+pub fn dm_rho_loo(units: &[(f64, usize, f64)]) -> Vec<f64> {
+    let term = |(x2, df, n): &(f64, usize, f64)| -> (f64, f64) {
+        if *df == 0 || *n < 2.0 || !x2.is_finite() { (0.0, 0.0) } else { (x2 / *df as f64 - 1.0, n - 1.0) }
+    };
+    let (a, b) = units.iter().map(term).fold((0.0, 0.0), |(a, b), (x, y)| (a + x, b + y));
+    units
+        .iter()
+        .map(|u| {
+            let (x, y) = term(u);
+            let (a, b) = (a - x, b - y);
+            if b > 0.0 { (a / b).max(0.0) } else { 0.0 }
+        })
+        .collect()
+}
+
+/// For each positive value, the robust z-score of its logarithm against the *other* positive
+/// values: `(ln x − median) / (1.4826 × MAD)` of their logarithms (1.4826 × MAD estimates the
+/// standard deviation of normal data). Returns `(z, median, scale)`; `None` for a value that
+/// is not positive or when fewer than three others remain or their MAD is 0.
+pub fn robust_log_z_loo(xs: &[f64]) -> Vec<Option<(f64, f64, f64)>> {
+    let logs: Vec<Option<f64>> = xs.iter().map(|x| (*x > 0.0 && x.is_finite()).then(|| x.ln())).collect();
+    (0..xs.len())
+        .map(|i| {
+            let li = logs[i]?;
+            let others: Vec<f64> = logs.iter().enumerate().filter(|(j, _)| *j != i).filter_map(|(_, l)| *l).collect();
+            if others.len() < 3 {
+                return None;
+            }
+            let m = median(&others)?;
+            let scale = 1.4826 * mad(&others)?;
+            (scale > 0.0).then(|| ((li - m) / scale, m, scale))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -189,6 +306,72 @@ mod tests {
         assert!(mu_all > 0.0 && tau_all > 0.0);
         assert!((0.5 - mu_all) / (0.01 + tau_all).sqrt() < 5.0);
     }
+    #[test]
+    fn negative_binomial_tail_by_hand() {
+        // phi = 1 (r = 1) is the geometric law: P(X ≥ k) = (m / (1 + m))^k; m = 2, k = 3: 8/27.
+        assert!(close(nb_tail(3, 2.0, 1.0).unwrap(), 8.0 / 27.0, 1e-10));
+        // phi = 0.5 (r = 2), mean 2 → p = 0.5: P(X = x) = (x + 1) 0.25 × 0.5^x;
+        // P(X ≤ 1) = 0.25 + 0.25 = 0.5, so P(X ≥ 2) = 0.5.
+        assert!(close(nb_tail(2, 2.0, 0.5).unwrap(), 0.5, 1e-10));
+        // phi = 0 is the Poisson.
+        assert!(close(nb_tail(3, 0.5, 0.0).unwrap(), poisson_tail(3, 0.5).unwrap(), 1e-12));
+        // A tiny dispersion is close to the Poisson.
+        assert!(close(nb_tail(3, 0.5, 1e-6).unwrap(), poisson_tail(3, 0.5).unwrap(), 1e-4));
+        assert_eq!(nb_tail(0, 1.0, 1.0), Some(1.0));
+        assert_eq!(nb_tail(1, 0.0, 1.0), None);
+    }
+
+    #[test]
+    fn dispersion_by_hand() {
+        // O = 10, 0, 5 with E = 5 each: Σ[(O − E)² − O] = (25 − 10) + (25 − 0) + (0 − 5) = 35,
+        // Σ E² = 75: phi = 35 / 75.
+        let (o, e) = ([10.0, 0.0, 5.0], [5.0, 5.0, 5.0]);
+        assert!(close(nb_dispersion(&o, &e), 35.0 / 75.0, 1e-12));
+        // Leaving unit 0 out: (25 − 5) / 50 = 0.4; unit 1 out: (15 − 5) / 50 = 0.2;
+        // unit 2 out: (15 + 25) / 50 = 0.8.
+        let l = nb_dispersion_loo(&o, &e);
+        assert!(close(l[0], 0.4, 1e-12) && close(l[1], 0.2, 1e-12) && close(l[2], 0.8, 1e-12), "{l:?}");
+        // Under-dispersed counts give 0.
+        assert_eq!(nb_dispersion(&[5.0, 5.0], &[5.0, 5.0]), 0.0);
+    }
+
+    #[test]
+    fn chi_square_by_hand() {
+        // χ²(2) has the survival function e^(−x/2): x = 4 → e^−2.
+        assert!(close(chi2_sf(4.0, 2).unwrap(), (-2.0f64).exp(), 1e-10));
+        // Table: the 0.05 critical value of χ²(8) is 15.507.
+        assert!(close(chi2_sf(15.507_313, 8).unwrap(), 0.05, 1e-5));
+        // O = 30 10 10 against E = 20 20 10: X² = 5 + 5 + 0 = 10 on 2 df.
+        let (x2, df) = pearson_chi2(&[30.0, 10.0, 10.0], &[20.0, 20.0, 10.0]);
+        assert!(close(x2, 10.0, 1e-12) && df == 2);
+        // A cell expecting nothing is left out.
+        assert_eq!(pearson_chi2(&[1.0, 1.0], &[2.0, 0.0]).1, 0);
+        // TVD: shares 0.6 0.2 0.2 vs 0.4 0.4 0.2 → ½ (0.2 + 0.2) = 0.2.
+        assert!(close(total_variation(&[30.0, 10.0, 10.0], &[20.0, 20.0, 10.0]), 0.2, 1e-12));
+    }
+
+    #[test]
+    fn dirichlet_multinomial_rho_by_hand() {
+        // Units (X², df, n): (16, 8, 101) → term (1, 100); (8, 8, 51) → (0, 50); (24, 8, 201) → (2, 200).
+        let r = dm_rho_loo(&[(16.0, 8, 101.0), (8.0, 8, 51.0), (24.0, 8, 201.0)]);
+        // Unit 0 left out: (0 + 2) / 250; unit 1: 3 / 300; unit 2: 1 / 150.
+        assert!(close(r[0], 2.0 / 250.0, 1e-12) && close(r[1], 0.01, 1e-12) && close(r[2], 1.0 / 150.0, 1e-12));
+    }
+
+    #[test]
+    fn robust_log_z_by_hand() {
+        // Values e^0, e^1, e^2, e^3, e^10. For the last: others' logs 0 1 2 3 → median 1.5,
+        // |dev| 1.5 0.5 0.5 1.5 → MAD 1, scale 1.4826: z = (10 − 1.5) / 1.4826.
+        let xs = [1.0, 1f64.exp(), 2f64.exp(), 3f64.exp(), 10f64.exp()];
+        let z = robust_log_z_loo(&xs);
+        let (z4, m4, s4) = z[4].unwrap();
+        assert!(close(z4, 8.5 / 1.4826, 1e-12) && close(m4, 1.5, 1e-12) && close(s4, 1.4826, 1e-12));
+        // For the first: others 1 2 3 10 → median 2.5, |dev| 1.5 .5 .5 7.5 → MAD 1: z = −2.5 / 1.4826.
+        assert!(close(z[0].unwrap().0, -2.5 / 1.4826, 1e-12));
+        assert_eq!(robust_log_z_loo(&[0.0, 1.0, 2.0, 3.0, 4.0])[0], None);
+        assert_eq!(robust_log_z_loo(&[1.0, 2.0, 3.0])[0], None);
+    }
+
     /// A small deterministic generator for the simulation tests (SplitMix64 + Box–Muller).
     struct Sim(u64);
     impl Sim {
