@@ -129,7 +129,11 @@ fn injected_outliers_are_found_and_clean_data_is_spared() {
                 a.out.findings.iter().filter(|f| f.rule_id == "STA003" && f.entity_id == *code).collect();
             let total: rust_decimal::Decimal = rows.iter().map(|f| f.amount_at_risk).sum();
             assert!(total > rust_decimal::Decimal::ZERO);
-            assert!(rows[0].detail.contains(&format!("超出期望 {total} 元")), "{total} vs {}", rows[0].detail);
+            assert!(
+                rows[0].detail.contains(&format!("超出期望 {total} 元")),
+                "{total} vs {}",
+                rows[0].detail
+            );
             assert!(rows[0].detail.contains(&format!("{} 条结算均摊", rows.len())), "{}", rows[0].detail);
             let setls: BTreeSet<&str> = rows.iter().map(|f| f.setl_id.as_str()).collect();
             assert_eq!(setls.len(), rows.len(), "one row per settlement");
@@ -254,7 +258,7 @@ fn fixture_world(dir: &std::path::Path, seed: u64) -> (Vec<arrow::array::RecordB
                 ("hifp_pay", &fund_s),
             ],
         ));
-        for k in 0..5 {
+        for k in 0..15 {
             let amount = if fi == 8 {
                 // Made-up amounts, not from the price catalogue.
                 format!("{:.2}", 10.0 + rng.u() * 990.0)
@@ -321,14 +325,36 @@ fn fixture_world(dir: &std::path::Path, seed: u64) -> (Vec<arrow::array::RecordB
             let d = rng.below(dx.len());
             let begin = rng.below(330) as i64;
             let (_, end) = add_stay(
-                &mut rng, fac, fi, county, &psn, begin, d, fac_cost, &item_w, flag_rate, &mut setl, &mut fee,
+                &mut rng,
+                fac,
+                fi,
+                county,
+                &psn,
+                begin,
+                d,
+                fac_cost,
+                &item_w,
+                flag_rate,
+                &mut setl,
+                &mut fee,
                 &mut findings,
             );
             if rng.u() < readmit {
                 let again = end + 2 + rng.below(10) as i64;
                 add_stay(
-                    &mut rng, fac, fi, county, &psn, again, d, fac_cost, &item_w, flag_rate, &mut setl,
-                    &mut fee, &mut findings,
+                    &mut rng,
+                    fac,
+                    fi,
+                    county,
+                    &psn,
+                    again,
+                    d,
+                    fac_cost,
+                    &item_w,
+                    flag_rate,
+                    &mut setl,
+                    &mut fee,
+                    &mut findings,
                 );
             }
         }
@@ -395,7 +421,10 @@ fn injected_facility_and_cluster_anomalies_are_found_in_a_fixture_world() {
         // admissions that fall inside the same days (at most a couple).
         let rows: BTreeSet<String> =
             out.findings.iter().filter(|f| f.rule_id == "STA008").map(|f| f.setl_id.clone()).collect();
-        assert!(rows.is_superset(&inj.cluster_setls) && rows.len() <= inj.cluster_setls.len() + 2, "{rows:?}");
+        assert!(
+            rows.is_superset(&inj.cluster_setls) && rows.len() <= inj.cluster_setls.len() + 2,
+            "{rows:?}"
+        );
         let d = &out.findings.iter().find(|f| f.rule_id == "STA008").expect("STA008").detail;
         assert!(d.contains(&format!("参保地 {} 的 {} 人", inj.cluster_county, rows.len())), "{d}");
         // STA004 rests on the facility's flagged settlements only, amount 0.

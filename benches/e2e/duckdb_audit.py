@@ -60,6 +60,15 @@ def sql_list(xs):
     return "(" + ", ".join(sql_str(x) for x in xs) + ")" if xs else "(NULL)"
 
 
+def cents(p, q):
+    """Exact money from integers: p / q cents (q > 0), rounded half away from zero, as a decimal
+    yuan. DuckDB's `/` on decimals returns DOUBLE, which would round 0.005 the wrong way."""
+    return (
+        f"(CAST(sign({p}) * ((2 * abs({p}) + ({q})) // (2 * ({q}))) AS DECIMAL(36, 0)) "
+        f"* CAST(0.01 AS DECIMAL(3, 2)))"
+    )
+
+
 def starts_any(col, prefixes):
     """`col` starts with one of the prefixes (as the rule's left(col, n) IN list, n = 1..7)."""
     ps = [p for p in prefixes if 1 <= len(p) <= 7]
@@ -285,7 +294,7 @@ SELECT e.psn_no, e.fund, e.year, e.k, e.setl_id, e.rev, e.role, e.recorded, p.fo
                                      - CAST(e.hifp_pay * 100 AS HUGEINT) * 10000)
                   + p.share_den * CAST(e.pool_prop_selfpay * 10000 AS HUGEINT))
                  // (2 * p.share_den * CAST(e.pool_prop_selfpay * 10000 AS HUGEINT))
-            END AS DECIMAL(38, 0)) / 100 AS e_paid
+            END AS DECIMAL(36, 0)) * CAST(0.01 AS DECIMAL(3, 2)) AS e_paid
 FROM b_ent e
 JOIN b_py py USING (psn_no, fund, year)
 JOIN pol p USING (pol_id)
@@ -306,8 +315,10 @@ s2 AS (
            CASE WHEN role <> 'covered' THEN NULL
                 WHEN formula = 'resident' THEN
                      round(CASE WHEN acc <= c_d THEN 0
+                                WHEN c_cap IS NULL
+                                     THEN c_r1 * greatest(least(acc, c_tb) - c_d, 0) + c_r2 * greatest(acc - c_tb, 0)
                                 ELSE least(c_r1 * greatest(least(acc, c_tb) - c_d, 0) + c_r2 * greatest(acc - c_tb, 0),
-                                           COALESCE(c_cap, 1e30)) END, 2)
+                                           c_cap) END, 2)
                 WHEN acc < pool_cap THEN 0
                 ELSE e_paid END AS v,
            formula = 'employee' AND role = 'covered' AND acc >= pool_cap AND bad_ratio AS broken
@@ -347,9 +358,12 @@ WITH RECURSIVE rec(psn_no, fund, year, k, acc, e, exps, contribs, expected, brok
                     WHEN 'covered' THEN
                          CASE WHEN c.formula = 'resident' THEN
                                    greatest(round(CASE WHEN r.acc + c.contrib <= c.c_d THEN 0
+                                                  WHEN c.c_cap IS NULL
+                                                  THEN c.c_r1 * greatest(least(r.acc + c.contrib, c.c_tb) - c.c_d, 0)
+                                                       + c.c_r2 * greatest(r.acc + c.contrib - c.c_tb, 0)
                                                   ELSE least(c.c_r1 * greatest(least(r.acc + c.contrib, c.c_tb) - c.c_d, 0)
                                                              + c.c_r2 * greatest(r.acc + c.contrib - c.c_tb, 0),
-                                                             COALESCE(c.c_cap, 1e30)) END, 2) - r.e, 0)
+                                                             c.c_cap) END, 2) - r.e, 0)
                               WHEN r.acc + c.contrib < c.pool_cap THEN 0
                               ELSE greatest(least(c.e_paid, c.e_cap - r.e), 0) END
                     ELSE 0 END AS DECIMAL(38, 2)) AS expected,
@@ -561,7 +575,7 @@ WHERE s.is_inpatient;
     tm.run(
         con,
         "DUP004",
-        """
+        f"""
 INSERT INTO found
 WITH bed AS (
     SELECT setl_id, SUM(cnt) AS cnt,
@@ -585,7 +599,10 @@ ex AS (
     WHERE t.bed_cnt > greatest(st.e - st.b, 1)
 )
 SELECT 'DUP004', p.setl_id,
-       CASE WHEN p.from_last = 1 THEN round((ex.bed_cnt - ex.days) * ex.bed_fund / ex.bed_cnt, 2) ELSE 0 END
+       CASE WHEN p.from_last = 1
+            THEN {cents('CAST((ex.bed_cnt - ex.days) * 10000 AS HUGEINT) * CAST(ex.bed_fund * 100 AS HUGEINT)',
+                        'CAST(ex.bed_cnt * 10000 AS HUGEINT)')}
+            ELSE 0 END
 FROM ex JOIN piece p USING (psn_no, fixmedins_code, mdtrt_id);
 """,
     )
@@ -593,7 +610,7 @@ FROM ex JOIN piece p USING (psn_no, fixmedins_code, mdtrt_id);
     tm.run(
         con,
         "OVC001",
-        """
+        f"""
 INSERT INTO found
 WITH line AS (
     SELECT l.*, k.max_cnt, l.fee_ocur_time // 86400 AS fee_day
@@ -612,7 +629,8 @@ running AS (
 )
 SELECT 'OVC001', r.setl_id,
        SUM(CASE WHEN r.upto - r.cnt >= r.max_cnt THEN r.fund
-                ELSE round(r.fund * (r.upto - r.max_cnt) / r.cnt, 2) END)
+                ELSE {cents('CAST(r.fund * 100 AS HUGEINT) * CAST((r.upto - r.max_cnt) * 10000 AS HUGEINT)',
+                            'CAST(r.cnt * 10000 AS HUGEINT)')} END)
 FROM running r SEMI JOIN sv ON sv.setl_id = r.setl_id
 WHERE r.upto > r.max_cnt
 GROUP BY r.setl_id;
@@ -645,6 +663,12 @@ WHERE is_inpatient AND substr(insu_admdvs, 1, 4) <> substr(fix_blng_admdvs, 1, 4
     )
 
     tm.run(con, "benefit", benefit_sql(home) + "\nINSERT INTO found SELECT * FROM b_find;")
+    # money stays decimal: a DOUBLE anywhere in the arithmetic rounds half-cents the wrong way
+    for table, col in (("b_in", "e_paid"), ("b_in", "contrib"), ("b_simple", "expected"), ("b_seq", "expected")):
+        ty = con.execute(f"SELECT data_type FROM duckdb_columns() WHERE table_name = '{table}' AND column_name = '{col}'")
+        ty = ty.fetchone()
+        if not ty or not ty[0].startswith("DECIMAL"):
+            sys.exit(f"{table}.{col} is {ty}, not DECIMAL")
 
     tm.run(
         con,

@@ -18,7 +18,27 @@ why = """The same care settled twice makes the fund pay twice (重复结算)."""
 example = """S1 and S2: P1 at hospital A, 2024-03-01 to 2024-03-10, 普通住院, I63.900, total 12,345.67, both
 direct, S2 settled three days after S1: both flagged, S2 with its fund payments as amount at risk."""
 */
-WITH g AS (
+-- Cost at 2 M settlements: a window partitioned by eight columns has one partition per settlement, and
+-- DataFusion's streaming window pays per partition; so the candidate groups are found first by a hash
+-- aggregate over one 64-bit key of the eight columns (medaudit_hash64), and only their members (a few
+-- thousand rows, the build side of the join) are numbered by the windows, partitioned by the real columns,
+-- so that a hash collision can only add a candidate, never flag one.
+WITH k AS (
+    SELECT setl_id, fund_pay, setl_time, psn_no, fixmedins_code, begndate, enddate, med_type, dise_codg,
+           setl_mode, medfee_sumamt,
+           medaudit_hash64(psn_no, fixmedins_code, begndate, enddate, med_type, dise_codg, setl_mode,
+                           medfee_sumamt) AS h
+    FROM setl_valid
+),
+dup AS (
+    SELECT h FROM k GROUP BY h HAVING COUNT(*) > 1
+),
+cand AS (
+    SELECT k.*
+    FROM dup
+    JOIN k ON k.h = dup.h
+),
+g AS (
     SELECT setl_id, fund_pay, setl_time,
            COUNT(*) OVER w AS n,
            ROW_NUMBER() OVER (PARTITION BY psn_no, fixmedins_code, begndate, enddate, med_type, dise_codg,
@@ -28,7 +48,7 @@ WITH g AS (
                                                    setl_mode, medfee_sumamt
                                       ORDER BY setl_time, setl_id) AS first_id,
            begndate, enddate, medfee_sumamt
-    FROM setl_valid
+    FROM cand
     WINDOW w AS (PARTITION BY psn_no, fixmedins_code, begndate, enddate, med_type, dise_codg, setl_mode,
                               medfee_sumamt)
 )

@@ -39,29 +39,28 @@ WITH bed AS (
        OR (${bed_code_prefix} <> '' AND starts_with(med_list_codg, ${bed_code_prefix}))
     GROUP BY setl_id
 ),
-piece AS (
-    SELECT s.setl_id, s.psn_no, s.fixmedins_code, s.mdtrt_id, b.cnt, b.fund,
-           ROW_NUMBER() OVER (PARTITION BY s.psn_no, s.fixmedins_code, s.mdtrt_id
-                              ORDER BY s.enddate DESC, s.setl_time DESC, s.setl_id DESC) AS from_last
+-- The stay sums come from a hash aggregate; which piece is a stay's last is an ordered aggregate of the
+-- same grouping (a window numbering every inpatient settlement would pay per stay), and only the pieces
+-- of the few stays over the limit are read again.
+per_stay AS (
+    SELECT s.psn_no, s.fixmedins_code, s.mdtrt_id,
+           SUM(COALESCE(b.cnt, 0)) AS bed_cnt,
+           SUM(COALESCE(b.fund, 0)) AS bed_fund,
+           first_value(s.setl_id ORDER BY s.enddate DESC, s.setl_time DESC, s.setl_id DESC) AS last_setl_id
     FROM setl_valid s
     LEFT JOIN bed b ON b.setl_id = s.setl_id
     WHERE s.is_inpatient
-),
-per_stay AS (
-    SELECT p.psn_no, p.fixmedins_code, p.mdtrt_id,
-           SUM(COALESCE(p.cnt, 0)) AS bed_cnt,
-           SUM(COALESCE(p.fund, 0)) AS bed_fund
-    FROM piece p
-    GROUP BY p.psn_no, p.fixmedins_code, p.mdtrt_id
+    GROUP BY s.psn_no, s.fixmedins_code, s.mdtrt_id
 ),
 excess AS (
     SELECT t.*, st.begndate, st.enddate, st.pieces,
            greatest(CAST(st.enddate AS INT) - CAST(st.begndate AS INT), 1) AS days
     FROM per_stay t
     JOIN stay st ON st.psn_no = t.psn_no AND st.fixmedins_code = t.fixmedins_code AND st.mdtrt_id = t.mdtrt_id
+    WHERE t.bed_cnt > greatest(CAST(st.enddate AS INT) - CAST(st.begndate AS INT), 1)
 )
 SELECT p.setl_id,
-       CASE WHEN p.from_last = 1
+       CASE WHEN p.setl_id = o.last_setl_id
             THEN CAST((o.bed_cnt - o.days) * o.bed_fund / o.bed_cnt AS DECIMAL(18, 2))
             ELSE CAST(0 AS DECIMAL(18, 2)) END AS amount_at_risk,
        concat('住院', CAST(o.begndate AS VARCHAR), '至', CAST(o.enddate AS VARCHAR), '共', CAST(o.days AS VARCHAR), '天',
@@ -69,5 +68,5 @@ SELECT p.setl_id,
               '，床位费计',
               regexp_replace(regexp_replace(CAST(o.bed_cnt AS VARCHAR), '0+$', ''), '\.$', ''), '天') AS detail
 FROM excess o
-JOIN piece p ON p.psn_no = o.psn_no AND p.fixmedins_code = o.fixmedins_code AND p.mdtrt_id = o.mdtrt_id
-WHERE o.bed_cnt > o.days
+JOIN setl_valid p ON p.psn_no = o.psn_no AND p.fixmedins_code = o.fixmedins_code AND p.mdtrt_id = o.mdtrt_id
+WHERE p.is_inpatient

@@ -27,16 +27,27 @@ doc = "med_type classes (code table) treated as outpatient care; inpatient rows 
 -- One window per (person, facility) over stays and visits ordered by date, visits before stays of the
 -- same day: the running max of the discharge dates of the stays admitted before a visit's day tells
 -- whether one is still open on that day.
-WITH ev AS (
-    SELECT psn_no, fixmedins_code, begndate AS d, 1 AS ord,
-           concat(CAST(enddate AS VARCHAR), ' ', CAST(begndate AS VARCHAR)) AS stay_key,
-           CAST(NULL AS VARCHAR) AS setl_id, CAST(NULL AS DECIMAL(18, 2)) AS fund_pay, CAST(NULL AS VARCHAR) AS med_type
-    FROM stay
-    UNION ALL
-    SELECT psn_no, fixmedins_code, begndate AS d, 0 AS ord, CAST(NULL AS VARCHAR) AS stay_key,
-           setl_id, fund_pay, med_type
+-- Only (person, facility) pairs with both an inpatient and an outpatient settlement can match; they
+-- are found first by a hash aggregate, so that the window sees only their events.
+WITH pair AS (
+    SELECT psn_no, fixmedins_code
     FROM setl_valid
-    WHERE NOT is_inpatient AND med_class IN ${outpatient_classes}
+    GROUP BY psn_no, fixmedins_code
+    HAVING bool_or(is_inpatient)
+       AND bool_or(NOT is_inpatient AND COALESCE(med_class IN ${outpatient_classes}, FALSE))
+),
+ev AS (
+    SELECT st.psn_no, st.fixmedins_code, st.begndate AS d, 1 AS ord,
+           concat(CAST(st.enddate AS VARCHAR), ' ', CAST(st.begndate AS VARCHAR)) AS stay_key,
+           CAST(NULL AS VARCHAR) AS setl_id, CAST(NULL AS DECIMAL(18, 2)) AS fund_pay, CAST(NULL AS VARCHAR) AS med_type
+    FROM pair p
+    JOIN stay st ON st.psn_no = p.psn_no AND st.fixmedins_code = p.fixmedins_code
+    UNION ALL
+    SELECT s.psn_no, s.fixmedins_code, s.begndate AS d, 0 AS ord, CAST(NULL AS VARCHAR) AS stay_key,
+           s.setl_id, s.fund_pay, s.med_type
+    FROM pair p
+    JOIN setl_valid s ON s.psn_no = p.psn_no AND s.fixmedins_code = p.fixmedins_code
+    WHERE NOT s.is_inpatient AND s.med_class IN ${outpatient_classes}
 ),
 w AS (
     SELECT ev.*,

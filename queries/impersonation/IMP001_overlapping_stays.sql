@@ -28,12 +28,26 @@ P1, it would be a transfer and neither is flagged."""
 --      min of admission dates of the islands ordered after it is earlier than its discharge (GROUPS
 --      frames, so that the pieces of the same island are not compared with each other). Islands of the
 --      same facility never overlap each other, so a hit is always another facility.
-WITH p AS (
-    SELECT setl_id, psn_no, fixmedins_code, mdtrt_id, fund_pay,
-           MIN(begndate) OVER (PARTITION BY psn_no, fixmedins_code, mdtrt_id) AS b,
-           MAX(enddate) OVER (PARTITION BY psn_no, fixmedins_code, mdtrt_id) AS e
+-- Only persons with inpatient settlements at two facilities or more can have an overlap; they are
+-- found first by a hash aggregate, so that the windows (whose cost grows with the number of partitions)
+-- see only their settlements.
+WITH inp AS (
+    SELECT setl_id, psn_no, fixmedins_code, mdtrt_id, fund_pay, begndate, enddate
     FROM setl_valid
     WHERE is_inpatient
+),
+multi AS (
+    SELECT psn_no
+    FROM inp
+    GROUP BY psn_no
+    HAVING MIN(fixmedins_code) <> MAX(fixmedins_code)
+),
+p AS (
+    SELECT i.setl_id, i.psn_no, i.fixmedins_code, i.mdtrt_id, i.fund_pay,
+           MIN(i.begndate) OVER (PARTITION BY i.psn_no, i.fixmedins_code, i.mdtrt_id) AS b,
+           MAX(i.enddate) OVER (PARTITION BY i.psn_no, i.fixmedins_code, i.mdtrt_id) AS e
+    FROM multi m
+    JOIN inp i ON i.psn_no = m.psn_no
 ),
 marked AS (
     SELECT p.*,

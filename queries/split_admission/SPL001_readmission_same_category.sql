@@ -31,10 +31,20 @@ type = "text_list"
 default = ["Z51.0", "Z51.1"]
 doc = "Main-diagnosis prefixes of scheduled treatment cycles (放化疗等按周期入院), never readmissions."
 */
-WITH st AS (
-    SELECT psn_no, fixmedins_code, mdtrt_id, begndate, enddate, dise_codg,
-           upper(trim(dise_codg)) AS dx
-    FROM stay
+-- Only (person, facility) pairs with two stays or more can have a readmission; they are found first by
+-- a hash aggregate, so that the window sees only their stays.
+WITH pair AS (
+    SELECT psn_no, fixmedins_code
+    FROM setl_valid
+    WHERE is_inpatient
+    GROUP BY psn_no, fixmedins_code
+    HAVING MIN(mdtrt_id) <> MAX(mdtrt_id)
+),
+st AS (
+    SELECT s.psn_no, s.fixmedins_code, s.mdtrt_id, s.begndate, s.enddate, s.dise_codg,
+           upper(trim(s.dise_codg)) AS dx
+    FROM pair p
+    JOIN stay s ON s.psn_no = p.psn_no AND s.fixmedins_code = p.fixmedins_code
 ),
 seq AS (
     SELECT st.*,

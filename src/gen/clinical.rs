@@ -8,6 +8,10 @@ use crate::synth::assets::Billable;
 use crate::synth::chunk::{Draft, Gen, line_money};
 use crate::synth::model::Line;
 
+/// Drug quantities of the facility with injected inflated costs, relative to what the stay's
+/// intensity warrants (see `Gen::stay`).
+const OUTLIER_QUANTITY: f64 = 1.8;
+
 /// What a stay looks like.
 #[derive(Debug, Clone)]
 pub struct StaySpec {
@@ -241,6 +245,10 @@ impl Gen<'_> {
             _ => 2.2,
         };
         let q = (inten.sqrt() * lvl_q).clamp(0.5, 4.0);
+        // The inflated facility also over-serves: it bills more of every drug than even the
+        // raised intensity warrants, so that its costs end up about twice what its case mix
+        // explains (O/E ≈ 2, clearly above the 30 % floor of STA003).
+        let q = if self.c.is_outlier(s.fac) { q * OUTLIER_QUANTITY } else { q };
         let profile = dx.profile.as_str();
         // Daily charges.
         let nursing = match profile {

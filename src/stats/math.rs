@@ -135,9 +135,10 @@ pub fn nb_dispersion(o: &[f64], e: &[f64]) -> f64 {
 }
 
 fn dispersion_sums(o: &[f64], e: &[f64]) -> (f64, f64) {
-    o.iter().zip(e).filter(|(o, e)| o.is_finite() && e.is_finite()).fold((0.0, 0.0), |(a, b), (o, e)| {
-        (a + (o - e).powi(2) - o, b + e * e)
-    })
+    o.iter()
+        .zip(e)
+        .filter(|(o, e)| o.is_finite() && e.is_finite())
+        .fold((0.0, 0.0), |(a, b), (o, e)| (a + (o - e).powi(2) - o, b + e * e))
 }
 
 /// [`nb_dispersion`] for every unit, computed from the *other* units, so that an extreme
@@ -147,7 +148,8 @@ pub fn nb_dispersion_loo(o: &[f64], e: &[f64]) -> Vec<f64> {
     o.iter()
         .zip(e)
         .map(|(oi, ei)| {
-            let (ai, bi) = if oi.is_finite() && ei.is_finite() { ((oi - ei).powi(2) - oi, ei * ei) } else { (0.0, 0.0) };
+            let (ai, bi) =
+                if oi.is_finite() && ei.is_finite() { ((oi - ei).powi(2) - oi, ei * ei) } else { (0.0, 0.0) };
             let (a, b) = (a - ai, b - bi);
             if b > 1e-12 { (a / b).max(0.0) } else { 0.0 }
         })
@@ -211,7 +213,8 @@ pub fn robust_log_z_loo(xs: &[f64]) -> Vec<Option<(f64, f64, f64)>> {
     (0..xs.len())
         .map(|i| {
             let li = logs[i]?;
-            let others: Vec<f64> = logs.iter().enumerate().filter(|(j, _)| *j != i).filter_map(|(_, l)| *l).collect();
+            let others: Vec<f64> =
+                logs.iter().enumerate().filter(|(j, _)| *j != i).filter_map(|(_, l)| *l).collect();
             if others.len() < 3 {
                 return None;
             }
@@ -355,7 +358,9 @@ mod tests {
         // Units (X², df, n): (16, 8, 101) → term (1, 100); (8, 8, 51) → (0, 50); (24, 8, 201) → (2, 200).
         let r = dm_rho_loo(&[(16.0, 8, 101.0), (8.0, 8, 51.0), (24.0, 8, 201.0)]);
         // Unit 0 left out: (0 + 2) / 250; unit 1: 3 / 300; unit 2: 1 / 150.
-        assert!(close(r[0], 2.0 / 250.0, 1e-12) && close(r[1], 0.01, 1e-12) && close(r[2], 1.0 / 150.0, 1e-12));
+        assert!(
+            close(r[0], 2.0 / 250.0, 1e-12) && close(r[1], 0.01, 1e-12) && close(r[2], 1.0 / 150.0, 1e-12)
+        );
     }
 
     #[test]

@@ -60,7 +60,11 @@ pub struct StatsOutput {
 /// are required; `medins` supplies the hospital level where a settlement has none; `psn`
 /// the population at risk where present; `fee` the amounts of STA006). `rule_findings` are
 /// the findings of the SQL rules (findings schema), for STA004; pass `&[]` when there are none.
-pub async fn run(ctx: &SessionContext, cfg: &StatsConfig, rule_findings: &[RecordBatch]) -> Result<StatsOutput> {
+pub async fn run(
+    ctx: &SessionContext,
+    cfg: &StatsConfig,
+    rule_findings: &[RecordBatch],
+) -> Result<StatsOutput> {
     let has = |t: &str| ctx.table_exist(t).unwrap_or(false);
     let mut out = StatsOutput::default();
     if !has("setl_valid") {
@@ -646,7 +650,13 @@ FROM obs GROUP BY fixmedins_code, peer ORDER BY fixmedins_code, peer"
             .collect();
         count = emit(out, "STA003", Severity::Medium, "facility", hits);
     }
-    let n_flagged = out.findings.iter().filter(|x| x.rule_id == "STA003").map(|x| &x.entity_id).collect::<BTreeSet<_>>().len();
+    let n_flagged = out
+        .findings
+        .iter()
+        .filter(|x| x.rule_id == "STA003")
+        .map(|x| &x.entity_id)
+        .collect::<BTreeSet<_>>()
+        .len();
     out.notes.push(format!(
         "STA003：{} 家机构参与检验（{} 家可比病例数不足 {} 未检验），{} 家超出阈值（q<{}，O/E≥{}），{} 条结算",
         tested.len(),
@@ -772,7 +782,11 @@ async fn flagged_share(
             a.0 += 1.0;
             if hit {
                 a.1 += 1.0;
-                flagged_rows.entry(fx.clone()).or_default().push((s.clone(), psn[i].clone(), Some(fx.clone())));
+                flagged_rows.entry(fx.clone()).or_default().push((
+                    s.clone(),
+                    psn[i].clone(),
+                    Some(fx.clone()),
+                ));
             }
         }
         Ok(())
@@ -865,7 +879,9 @@ async fn readmission(ctx: &SessionContext, cfg: &StatsConfig, out: &mut StatsOut
     let excl: Vec<String> = c
         .exclude_dise_prefixes
         .iter()
-        .map(|p| format!("UPPER(COALESCE(dise_codg, '')) NOT LIKE {}", lit(&format!("{}%", p.to_uppercase()))))
+        .map(|p| {
+            format!("UPPER(COALESCE(dise_codg, '')) NOT LIKE {}", lit(&format!("{}%", p.to_uppercase())))
+        })
         .collect();
     let excl = if excl.is_empty() { "TRUE".to_string() } else { excl.join(" AND ") };
     let w = c.window_days;
@@ -1005,7 +1021,10 @@ pub struct DigitUnit {
 /// lines); a facility's expected counts are, in each of its groups, its lines there times the
 /// digit shares of the *other* facilities' lines in that group (groups where the others have
 /// fewer than `min_others` lines are left out).
-pub fn indirect_digits(cells: &[(String, String, usize, f64)], min_others: f64) -> BTreeMap<String, DigitUnit> {
+pub fn indirect_digits(
+    cells: &[(String, String, usize, f64)],
+    min_others: f64,
+) -> BTreeMap<String, DigitUnit> {
     let mut tot: BTreeMap<&str, [f64; 9]> = BTreeMap::new();
     let mut fg: BTreeMap<(&str, &str), [f64; 9]> = BTreeMap::new();
     for (f, g, d, n) in cells {
@@ -1057,7 +1076,8 @@ SELECT fac, peer, d, COUNT(*) AS n FROM x GROUP BY fac, peer, d ORDER BY fac, pe
         }
     }
     let units = indirect_digits(&cells, c.min_peer_lines as f64);
-    let tested: Vec<(&String, &DigitUnit)> = units.iter().filter(|(_, u)| u.lines >= c.min_lines as f64).collect();
+    let tested: Vec<(&String, &DigitUnit)> =
+        units.iter().filter(|(_, u)| u.lines >= c.min_lines as f64).collect();
     let stats: Vec<(f64, usize, f64)> = tested
         .iter()
         .map(|(_, u)| {
@@ -1072,9 +1092,18 @@ SELECT fac, peer, d, COUNT(*) AS n FROM x GROUP BY fac, peer, d ORDER BY fac, pe
     // 2. the facility's own ρ̂ = (X²/df − 1) / (n − 1) against the spread of the other
     //    facilities' ρ̂ on the log scale (robust z: median and MAD), normal tail.
     let rho = math::dm_rho_loo(&stats);
+    // ρ̂ is floored at its own sampling noise, sqrt(2/df) / (n − 1) (the standard deviation of
+    // X²/df under the multinomial), so that facilities without a detectable deviation sit at
+    // their noise level instead of spreading the log scale towards 0.
     let own_rho: Vec<f64> = stats
         .iter()
-        .map(|(x2, df, n)| if *df == 0 || *n < 2.0 { 0.0 } else { ((x2 / *df as f64 - 1.0) / (n - 1.0)).max(0.0) })
+        .map(|(x2, df, n)| {
+            if *df == 0 || *n < 2.0 {
+                return 0.0;
+            }
+            let d = *df as f64;
+            ((x2 / d - 1.0) / (n - 1.0)).max((2.0 / d).sqrt() / (n - 1.0))
+        })
         .collect();
     let spread = math::robust_log_z_loo(&own_rho);
     let p_chi: Vec<f64> = stats
@@ -1324,7 +1353,8 @@ WHERE v.is_inpatient AND ({})
 ORDER BY v.setl_id",
                 cond.join(" OR ")
             );
-            let mut rows: Vec<Vec<(String, Option<String>, Option<String>)>> = vec![Vec::new(); clusters.len()];
+            let mut rows: Vec<Vec<(String, Option<String>, Option<String>)>> =
+                vec![Vec::new(); clusters.len()];
             let mut paid: Vec<Decimal> = vec![Decimal::ZERO; clusters.len()];
             for b in sql(ctx, "STA008", &q).await? {
                 let cl = Cols(&b);
@@ -1338,10 +1368,9 @@ ORDER BY v.setl_id",
                 );
                 for i in 0..b.num_rows() {
                     let (Some(s), Some(fx), Some(ct)) = (&setl[i], &fix[i], &cty[i]) else { continue };
-                    if let Some(k) = clusters
-                        .iter()
-                        .position(|x| &x.county == ct && &x.facility == fx && (x.from..=x.to).contains(&day[i]))
-                    {
+                    if let Some(k) = clusters.iter().position(|x| {
+                        &x.county == ct && &x.facility == fx && (x.from..=x.to).contains(&day[i])
+                    }) {
                         rows[k].push((s.clone(), psn[i].clone(), Some(fx.clone())));
                         paid[k] += fp[i];
                     }
