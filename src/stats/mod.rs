@@ -182,6 +182,35 @@ peer AS (
     )
 }
 
+/// The facility-level hits of a check: the settlements of each flagged facility (the query
+/// returns `setl_id`, `psn_no`, `fixmedins_code`), no money at risk.
+async fn facility_hits(
+    ctx: &SessionContext,
+    what: &str,
+    q: &str,
+    flagged: BTreeMap<String, String>,
+) -> Result<Vec<EntityHit>> {
+    let mut rows: BTreeMap<String, Vec<(String, Option<String>, Option<String>)>> = BTreeMap::new();
+    for b in sql(ctx, what, q).await? {
+        let cl = Cols(&b);
+        let (setl, psn, fix) = (cl.text("setl_id")?, cl.text("psn_no")?, cl.text("fixmedins_code")?);
+        for i in 0..b.num_rows() {
+            if let (Some(s), Some(fx)) = (setl[i].clone(), fix[i].clone()) {
+                rows.entry(fx.clone()).or_default().push((s, psn[i].clone(), Some(fx)));
+            }
+        }
+    }
+    Ok(flagged
+        .into_iter()
+        .map(|(code, detail)| EntityHit {
+            rows: rows.remove(&code).unwrap_or_default(),
+            entity_id: code,
+            detail,
+            amount: Decimal::ZERO,
+        })
+        .collect())
+}
+
 async fn sql(ctx: &SessionContext, what: &str, q: &str) -> Result<Vec<RecordBatch>> {
     let df = ctx.sql(q).await.map_err(|e| Error::df(format!("statistics: {what}"), e))?;
     df.collect().await.map_err(|e| Error::df(format!("statistics: {what}"), e))
@@ -971,25 +1000,7 @@ WHERE v.is_inpatient
 ORDER BY v.fixmedins_code, v.setl_id",
             list.join(", ")
         );
-        let mut rows: BTreeMap<String, Vec<(String, Option<String>, Option<String>)>> = BTreeMap::new();
-        for b in sql(ctx, "STA005", &q).await? {
-            let cl = Cols(&b);
-            let (setl, psn, fix) = (cl.text("setl_id")?, cl.text("psn_no")?, cl.text("fixmedins_code")?);
-            for i in 0..b.num_rows() {
-                if let (Some(s), Some(fx)) = (setl[i].clone(), fix[i].clone()) {
-                    rows.entry(fx.clone()).or_default().push((s, psn[i].clone(), Some(fx)));
-                }
-            }
-        }
-        let hits = flagged
-            .into_iter()
-            .map(|(code, detail)| EntityHit {
-                rows: rows.remove(&code).unwrap_or_default(),
-                entity_id: code,
-                detail,
-                amount: Decimal::ZERO,
-            })
-            .collect();
+        let hits = facility_hits(ctx, "STA005", &q, flagged).await?;
         count = emit(out, "STA005", Severity::Medium, "facility", hits);
     }
     out.notes.push(format!(
@@ -1161,25 +1172,7 @@ SELECT fac, peer, d, COUNT(*) AS n FROM x GROUP BY fac, peer, d ORDER BY fac, pe
              WHERE peer IS NOT NULL AND fixmedins_code IN ({}) ORDER BY fixmedins_code, setl_id",
             list.join(", ")
         );
-        let mut rows: BTreeMap<String, Vec<(String, Option<String>, Option<String>)>> = BTreeMap::new();
-        for b in sql(ctx, "STA006", &q).await? {
-            let cl = Cols(&b);
-            let (setl, psn, fix) = (cl.text("setl_id")?, cl.text("psn_no")?, cl.text("fixmedins_code")?);
-            for i in 0..b.num_rows() {
-                if let (Some(s), Some(fx)) = (setl[i].clone(), fix[i].clone()) {
-                    rows.entry(fx.clone()).or_default().push((s, psn[i].clone(), Some(fx)));
-                }
-            }
-        }
-        let hits = flagged
-            .into_iter()
-            .map(|(code, detail)| EntityHit {
-                rows: rows.remove(&code).unwrap_or_default(),
-                entity_id: code,
-                detail,
-                amount: Decimal::ZERO,
-            })
-            .collect();
+        let hits = facility_hits(ctx, "STA006", &q, flagged).await?;
         count = emit(out, "STA006", Severity::Low, "facility", hits);
     }
     out.notes.push(format!(
