@@ -8,7 +8,8 @@
 //! - [`runner`]: runs the enabled rules and aggregates their evidence rows to findings;
 //! - [`docs`]: `medaudit rules list` / `medaudit rules show ID`;
 //! - [`fixture`]: rule fixtures (`tests/rules/*.toml`);
-//! - [`udf`]: functions registered for the rules (`medaudit_hash64`).
+//! - [`udf`]: functions registered for the rules (`medaudit_hash64`);
+//! - [`optimizer`]: physical optimizer rules added to the session (dynamic filters first).
 //!
 //! ```no_run
 //! # async fn f() -> medaudit::Result<()> {
@@ -24,6 +25,7 @@
 pub mod config;
 pub mod docs;
 pub mod fixture;
+pub mod optimizer;
 pub mod rule;
 pub mod runner;
 pub mod session;

@@ -13,6 +13,7 @@ use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTable
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
+use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::error::{Error, Result};
@@ -179,9 +180,11 @@ fn session_config(opts: &EngineOptions) -> SessionConfig {
         // Late materialisation: the scan evaluates its filters (the rule's own and the dynamic
         // filter of a hash join whose build side is a knowledge-base sheet) on the filter
         // columns first and decodes the other columns only for the rows that pass, so a rule
-        // about a few hundred item codes does not decode every column of every fee line.
+        // about a few hundred item codes does not decode every column of every fee line. The
+        // dynamic filters go first (optimizer::DynamicFiltersFirst), the rule's own in the
+        // order written (no reordering by column size, which would put them first).
         .set_bool("datafusion.execution.parquet.pushdown_filters", true)
-        .set_bool("datafusion.execution.parquet.reorder_filters", true)
+        .set_bool("datafusion.execution.parquet.reorder_filters", false)
 }
 
 /// The runtime: a fair spilling memory pool of `memory_limit` bytes (the five largest
@@ -213,7 +216,13 @@ pub async fn session(tables: &Tables) -> Result<SessionContext> {
 
 /// [`session`] with the given memory limit, spill folder and parallelism.
 pub async fn session_with(tables: &Tables, opts: &EngineOptions) -> Result<SessionContext> {
-    let ctx = SessionContext::new_with_config_rt(session_config(opts), runtime_env(opts)?);
+    let state = SessionStateBuilder::new()
+        .with_config(session_config(opts))
+        .with_runtime_env(runtime_env(opts)?)
+        .with_default_features()
+        .with_physical_optimizer_rule(Arc::new(super::optimizer::DynamicFiltersFirst))
+        .build();
+    let ctx = SessionContext::new_with_state(state);
     for f in super::udf::functions() {
         ctx.register_udf(f);
     }

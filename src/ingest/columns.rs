@@ -64,12 +64,15 @@ fn field_msg(f: &FieldSpec, msg: &str) -> String {
 }
 
 /// Parses one raw chunk.
+/// A Parquet slice not decoded yet is decoded here, by the worker that parses it.
 pub fn parse_chunk(spec: &TableSpec, map: &ColumnMap, file: usize, raw: RawChunk) -> Result<Parsed> {
+    let raw = raw.load()?;
     let n = raw.len();
     let mut rejects: Vec<Vec<Reject>> = vec![Vec::new(); n];
     let lines: Vec<u64> = match &raw {
         RawChunk::Csv { lines, .. } => lines.clone(),
         RawChunk::Arrow { first_row, .. } => (0..n as u64).map(|i| first_row + i).collect(),
+        RawChunk::Parquet(_) => return Err(crate::other_err!("a Parquet slice was not decoded")),
     };
     // Row shape (CSV only): the number of fields must match the header.
     if let RawChunk::Csv { records, .. } = &raw {
@@ -92,6 +95,9 @@ pub fn parse_chunk(spec: &TableSpec, map: &ColumnMap, file: usize, raw: RawChunk
                 let cell = records[r].get(j)?;
                 Some(std::str::from_utf8(cell).map_err(|_| ()))
             }),
+            (Some(_), RawChunk::Parquet(_)) => {
+                return Err(crate::other_err!("a Parquet slice was not decoded"));
+            }
             (Some(j), RawChunk::Arrow { batch, .. }) => {
                 let src = batch.column(j);
                 if src.data_type() == &f.data_type()
@@ -223,6 +229,7 @@ pub fn raw_row(raw: &RawChunk, r: usize) -> Vec<String> {
         RawChunk::Csv { records, .. } => {
             records[r].iter().map(|c| String::from_utf8_lossy(c).into_owned()).collect()
         }
+        RawChunk::Parquet(_) => Vec::new(),
         RawChunk::Arrow { batch, .. } => {
             let opts = arrow::util::display::FormatOptions::default().with_null("");
             batch

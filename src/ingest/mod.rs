@@ -273,10 +273,14 @@ fn ingest_table(
     }
     let out_path = data_out.join(format!("{}.parquet", spec.name));
     let out_file = File::create(&out_path).map_err(|e| Error::io("creating", &out_path, e))?;
-    let props = WriterProperties::builder()
+    let mut props = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
-        .set_max_row_group_row_count(Some(1024 * 1024))
-        .build();
+        .set_max_row_group_row_count(Some(1024 * 1024));
+    if let Some(key) = spec.key {
+        // Every value of a key is distinct: a dictionary would only be built to be dropped.
+        props = props.set_column_dictionary_enabled(parquet::schema::types::ColumnPath::from(key), false);
+    }
+    let props = props.build();
     let mut writer = ArrowWriter::try_new(out_file, spec.arrow_schema(), Some(props))
         .map_err(|e| Error::arrow(format!("writing {}", out_path.display()), e))?;
     let mut qw = quarantine::QuarantineWriter::new(quarantine_out.join(format!("{}.csv", spec.name)));
@@ -285,7 +289,18 @@ fn ingest_table(
     let group = (rayon::current_num_threads() * 2).max(2);
     let (tx, rx) = sync_channel::<(usize, RawChunk)>(group);
     let chunk_rows = opts.chunk_rows.max(1);
+    // Accepted rows are encoded and written on a thread of their own, while the next chunks
+    // are parsed.
+    let (wtx, wrx) = sync_channel::<RecordBatch>(group);
     let infos = std::thread::scope(|scope| -> Result<Vec<source::FileInfo>> {
+        let out_path = &out_path;
+        let write_thread = scope.spawn(move || -> Result<()> {
+            for b in wrx {
+                writer.write(&b).map_err(|e| Error::arrow(format!("writing {}", out_path.display()), e))?;
+            }
+            writer.close().map_err(|e| Error::arrow(format!("writing {}", out_path.display()), e))?;
+            Ok(())
+        });
         let reader = scope.spawn(move || -> Result<Vec<source::FileInfo>> {
             let mut infos = Vec::new();
             for (i, pf) in files.iter().enumerate() {
@@ -328,15 +343,16 @@ fn ingest_table(
                 // Keys and references in file order.
                 let mut judged: Vec<Judged> = parsed.into_iter().map(|p| judge(spec, p, state)).collect();
                 judged.par_iter_mut().try_for_each(|j| finalize(spec, j, &opts.codes))?;
-                for j in judged {
+                for mut j in judged {
                     let n = j.parsed.batch.num_rows() as u64;
                     rows_per_file[j.parsed.file] += n;
                     t.read += n;
-                    if let Some(b) = &j.accepted {
+                    if let Some(b) = j.accepted.take() {
                         t.accepted += b.num_rows() as u64;
-                        writer
-                            .write(b)
-                            .map_err(|e| Error::arrow(format!("writing {}", out_path.display()), e))?;
+                        if wtx.send(b).is_err() {
+                            // The writer stopped: its error is reported below.
+                            return Ok(());
+                        }
                     }
                     let src = &files[j.parsed.file].file.path;
                     for ((cells, reason, line), class) in j.quarantine.iter().zip(&j.first_classes) {
@@ -359,11 +375,17 @@ fn ingest_table(
             }
             Ok(())
         })();
-        // Stop the reader before reporting an error, so that the scope can end.
+        // Stop the reader before reporting an error, so that the scope can end; let the writer
+        // finish.
         drop(rx);
+        drop(wtx);
         let infos =
             reader.join().map_err(|_| crate::other_err!("the reader of table `{}` panicked", spec.name))?;
+        let written = write_thread
+            .join()
+            .map_err(|_| crate::other_err!("the writer of table `{}` panicked", spec.name))?;
         consumed?;
+        written?;
         let infos = infos?;
         for (i, (pf, info)) in files.iter().zip(&infos).enumerate() {
             t.files.push(FileReport {
@@ -378,7 +400,6 @@ fn ingest_table(
         Ok(infos)
     })?;
     debug_assert_eq!(infos.len(), files.len());
-    writer.close().map_err(|e| Error::arrow(format!("writing {}", out_path.display()), e))?;
     qw.finish()?;
     if t.accepted + t.quarantined != t.read {
         return Err(crate::other_err!(
@@ -400,6 +421,7 @@ fn judge(spec: &TableSpec, mut p: Parsed, state: &mut State) -> Judged {
         let col = p.batch.column_by_name(key).expect("key column").as_string::<i32>();
         let label = spec.field(key).map_or("", |f| f.label);
         let hashes: Vec<Option<u128>> = (0..n)
+            .into_par_iter()
             .map(|r| (p.rejects[r].is_empty() && !col.is_null(r)).then(|| keys::hash(col.value(r))))
             .collect();
         let fresh = state.keys.entry(spec.name).or_default().insert_all(&hashes);
@@ -414,20 +436,29 @@ fn judge(spec: &TableSpec, mut p: Parsed, state: &mut State) -> Judged {
         let col = p.batch.column_by_name("setl_id").expect("contract column").as_string::<i32>();
         let empty = KeySet::default();
         let accepted = state.keys.get("setl").unwrap_or(&empty);
-        for r in 0..n {
-            if p.rejects[r].is_empty() && !col.is_null(r) {
-                let h = keys::hash(col.value(r));
-                if !accepted.contains(h) {
-                    let quarantined = state.setl_quarantined.contains(h);
-                    p.rejects[r].push(Reject {
-                        class: "unknown_settlement",
-                        message: if quarantined {
-                            format!("setl_id（结算ID）{} 所属结算已被隔离", col.value(r))
-                        } else {
-                            format!("setl_id（结算ID）{} 在结算信息中不存在", col.value(r))
-                        },
-                    });
+        let quarantined = &state.setl_quarantined;
+        // Lookups only (the settlements are all known by now): in parallel. For each row whose
+        // settlement is unknown: whether it was quarantined.
+        let unknown: Vec<Option<bool>> = (0..n)
+            .into_par_iter()
+            .map(|r| {
+                if !p.rejects[r].is_empty() || col.is_null(r) {
+                    return None;
                 }
+                let h = keys::hash(col.value(r));
+                (!accepted.contains(h)).then(|| quarantined.contains(h))
+            })
+            .collect();
+        for (r, u) in unknown.into_iter().enumerate() {
+            if let Some(quarantined) = u {
+                p.rejects[r].push(Reject {
+                    class: "unknown_settlement",
+                    message: if quarantined {
+                        format!("setl_id（结算ID）{} 所属结算已被隔离", col.value(r))
+                    } else {
+                        format!("setl_id（结算ID）{} 在结算信息中不存在", col.value(r))
+                    },
+                });
             }
         }
     }
@@ -480,8 +511,11 @@ fn finalize(spec: &TableSpec, j: &mut Judged, codes: &CodeTables) -> Result<()> 
         .map_err(|e| Error::arrow(format!("table `{}`: accepted rows", spec.name), e))?;
     for f in spec.fields.iter().filter(|f| f.kind == Kind::Code && codes.has_field(f.name)) {
         let col = accepted.column_by_name(f.name).expect("contract column").as_string::<i32>();
+        // A code column has few distinct values: look each up once per chunk.
+        let mut known: std::collections::HashMap<&str, bool, datafusion::common::hash_utils::RandomState> =
+            Default::default();
         for v in col.iter().flatten() {
-            if !codes.is_known(f.name, v) {
+            if !*known.entry(v).or_insert_with(|| codes.is_known(f.name, v)) {
                 *j.unknown
                     .entry(format!("{}.{}", spec.name, f.name))
                     .or_default()

@@ -6,6 +6,9 @@ use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use arrow::array::RecordBatch;
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection, RowSelector,
+};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
@@ -167,6 +170,20 @@ pub enum RawChunk {
     Csv { records: Vec<csv::ByteRecord>, lines: Vec<u64> },
     /// A batch of a Parquet file with the 1-based row number of its first row.
     Arrow { batch: RecordBatch, first_row: u64 },
+    /// Rows of a Parquet file not decoded yet: the worker that parses them decodes them
+    /// ([`RawChunk::load`]), so that decompression and decoding run on every core.
+    Parquet(ParquetSlice),
+}
+
+/// `len` rows from row `offset` of one row group of a Parquet file.
+pub struct ParquetSlice {
+    path: std::sync::Arc<Path>,
+    meta: ArrowReaderMetadata,
+    row_group: usize,
+    offset: usize,
+    len: usize,
+    /// 1-based row number of the first row in the file.
+    first_row: u64,
 }
 
 impl RawChunk {
@@ -174,10 +191,47 @@ impl RawChunk {
         match self {
             RawChunk::Csv { records, .. } => records.len(),
             RawChunk::Arrow { batch, .. } => batch.num_rows(),
+            RawChunk::Parquet(s) => s.len,
         }
     }
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Decodes a [`RawChunk::Parquet`] slice into a [`RawChunk::Arrow`] batch; other chunks
+    /// are returned as they are.
+    pub fn load(self) -> Result<RawChunk> {
+        let RawChunk::Parquet(s) = self else { return Ok(self) };
+        let path: &Path = &s.path;
+        let bad =
+            |e: &dyn std::fmt::Display| crate::input_err!("{}: cannot read Parquet: {e}", path.display());
+        let f = File::open(path).map_err(|e| Error::io("opening", path, e))?;
+        let mut selectors = Vec::with_capacity(2);
+        if s.offset > 0 {
+            selectors.push(RowSelector::skip(s.offset));
+        }
+        selectors.push(RowSelector::select(s.len));
+        let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(f, s.meta.clone())
+            .with_row_groups(vec![s.row_group])
+            .with_row_selection(RowSelection::from(selectors))
+            .with_batch_size(s.len.max(1))
+            .build()
+            .map_err(|e| bad(&e))?;
+        let batches: Vec<RecordBatch> = reader.collect::<std::result::Result<_, _>>().map_err(|e| bad(&e))?;
+        let batch = match batches.len() {
+            1 => {
+                batches.into_iter().next().unwrap_or_else(|| RecordBatch::new_empty(s.meta.schema().clone()))
+            }
+            _ => arrow::compute::concat_batches(s.meta.schema(), &batches).map_err(|e| bad(&e))?,
+        };
+        if batch.num_rows() != s.len {
+            return Err(crate::input_err!(
+                "{}: row group {} has fewer rows than its metadata says",
+                path.display(),
+                s.row_group
+            ));
+        }
+        Ok(RawChunk::Arrow { batch, first_row: s.first_row })
     }
 }
 
@@ -309,31 +363,52 @@ impl<R: Read> Drop for FinishOnEof<R> {
     }
 }
 
-/// Streams a Parquet file as batches of `chunk_rows` rows to `send`.
+/// Streams a Parquet file as slices of `chunk_rows` rows to `send`, to be decoded by the
+/// workers ([`RawChunk::load`]); the file is hashed meanwhile on a thread of its own. A file
+/// without a page index (which lets a slice skip the pages before it) is sent a row group
+/// at a time.
 pub fn stream_parquet(
     path: &Path,
     chunk_rows: usize,
     send: &mut dyn FnMut(RawChunk) -> bool,
 ) -> Result<FileInfo> {
     let f = File::open(path).map_err(|e| Error::io("opening", path, e))?;
-    let builder = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)
-        .map_err(|e| crate::input_err!("{}: not a readable Parquet file: {e}", path.display()))?;
-    let header = builder.schema().fields().iter().map(|f| f.name().clone()).collect();
-    let reader = builder
-        .with_batch_size(chunk_rows)
-        .build()
-        .map_err(|e| crate::input_err!("{}: {e}", path.display()))?;
-    let mut row = 1u64;
-    for batch in reader {
-        let batch = batch.map_err(|e| crate::input_err!("{}: cannot read Parquet: {e}", path.display()))?;
-        let n = batch.num_rows() as u64;
-        if !send(RawChunk::Arrow { batch, first_row: row }) {
-            return Err(crate::other_err!("ingest of {} was stopped", path.display()));
+    let meta = ArrowReaderMetadata::load(
+        &f,
+        ArrowReaderOptions::new().with_page_index_policy(parquet::file::metadata::PageIndexPolicy::Optional),
+    )
+    .map_err(|e| crate::input_err!("{}: not a readable Parquet file: {e}", path.display()))?;
+    let header = meta.schema().fields().iter().map(|f| f.name().clone()).collect();
+    let shared: std::sync::Arc<Path> = path.into();
+    let has_offsets = meta.metadata().offset_index().is_some();
+    std::thread::scope(|scope| -> Result<FileInfo> {
+        let hasher = scope.spawn(|| sha256_file(path));
+        let mut row = 1u64;
+        for rg in 0..meta.metadata().num_row_groups() {
+            let n = usize::try_from(meta.metadata().row_group(rg).num_rows()).unwrap_or(0);
+            let step = if has_offsets { chunk_rows.max(1) } else { n.max(1) };
+            let mut offset = 0;
+            while offset < n {
+                let len = step.min(n - offset);
+                let slice = ParquetSlice {
+                    path: shared.clone(),
+                    meta: meta.clone(),
+                    row_group: rg,
+                    offset,
+                    len,
+                    first_row: row,
+                };
+                if !send(RawChunk::Parquet(slice)) {
+                    return Err(crate::other_err!("ingest of {} was stopped", path.display()));
+                }
+                offset += len;
+                row += len as u64;
+            }
         }
-        row += n;
-    }
-    let (sha256, bytes) = sha256_file(path)?;
-    Ok(FileInfo { header, sha256, bytes, encoding: None })
+        let (sha256, bytes) =
+            hasher.join().map_err(|_| crate::other_err!("hashing {} failed", path.display()))??;
+        Ok(FileInfo { header, sha256, bytes, encoding: None })
+    })
 }
 
 /// Passes UTF-8 through, without a leading byte-order mark.
