@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use arrow::array::{AsArray, RecordBatch};
+use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::DataType;
 use medaudit::nightly::{NightlyOptions, Outcome, nightly};
 use medaudit::run::{RunOptions, run};
@@ -45,8 +45,9 @@ impl Raw {
     }
 
     /// Night (0-based) of every row: settlements by the date of `setl_time` cut into `n`
-    /// ranges of whole days; a repeated `setl_id` goes with its first row; fee lines and
-    /// payments with their settlement (night 0 when it has none); registries on night 0.
+    /// ranges of whole days (a reversal at least one night after its original); a repeated
+    /// `setl_id` goes with its first row; fee lines and payments with their settlement (night
+    /// 0 when it has none); registries on night 0.
     fn nights(&self, n: usize) -> BTreeMap<&'static str, Vec<usize>> {
         let (_, setl) = &self.tables["setl"];
         let (id, time) = (self.col("setl", "setl_id"), self.col("setl", "setl_time"));
@@ -61,6 +62,18 @@ impl Raw {
             let key = r.get(id).cloned().unwrap_or_default();
             let night = *of_setl.entry(key).or_insert_with(|| cuts.iter().filter(|c| **c <= day(r)).count());
             v.push(night);
+        }
+        // Reversals settled on the night of their original go to the next night, so that
+        // reversals arriving after their original are certainly exercised.
+        let (flag, init) = (self.col("setl", "refd_setl_flag"), self.col("setl", "init_setl_id"));
+        for (r, night) in setl.iter().zip(v.iter_mut()) {
+            let original = r.get(init).and_then(|i| of_setl.get(i)).copied();
+            if r.get(flag).is_some_and(|f| f == "1") && original == Some(*night) && *night + 1 < n {
+                *night += 1;
+                if let Some(k) = r.get(id) {
+                    of_setl.insert(k.clone(), *night);
+                }
+            }
         }
         out.insert("setl", v);
         for t in ["fee", "pay"] {
@@ -533,7 +546,6 @@ fn one_run_at_a_time_and_a_stale_lock_is_taken_over() {
 /// Splits a generated Parquet input by `setl_time`: settlements before `cut` (with their fee
 /// lines and payments, and the registries) into `early`, the rest into `late`.
 fn split_parquet(input: &Path, share_late: f64, early: &Path, late: &Path) -> usize {
-    use arrow::array::Array;
     let read = |t: &str| medaudit::output::read_parquet(&input.join(format!("{t}.parquet"))).expect("parquet");
     let setl = read("setl");
     let mut times: Vec<i64> = Vec::new();
@@ -569,13 +581,13 @@ fn split_parquet(input: &Path, share_late: f64, early: &Path, late: &Path) -> us
         std::fs::create_dir_all(dir).unwrap();
         for t in TABLES {
             let batches = read(t);
+            let schema = batches[0].schema();
             let rows: Vec<RecordBatch> = match t {
                 "setl" => pick(&batches, &setl_late, want_late),
                 "fee" | "pay" => pick(&batches, &by_setl, want_late),
                 _ if want_late => continue,
                 _ => batches,
             };
-            let schema = rows.first().map(|b| b.schema()).unwrap_or_else(|| batches[0].schema());
             medaudit::output::write_parquet(&dir.join(format!("{t}.parquet")), schema, &rows).unwrap();
         }
     }

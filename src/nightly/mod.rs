@@ -267,7 +267,19 @@ async fn night_async(opts: &NightlyOptions) -> Result<Outcome> {
         io.defer_unknown_settlements = true;
         io.partial = true;
         log(opts, "ingest");
-        ingest::ingest(&work.join("in"), &work.join("ingest/data"), &work.join("ingest/quarantine"), &io)?
+        let mut r =
+            ingest::ingest(&work.join("in"), &work.join("ingest/data"), &work.join("ingest/quarantine"), &io)?;
+        // The manifest names the files as delivered, not their staged links.
+        for t in &mut r.tables {
+            for f in &mut t.files {
+                let name = Path::new(&f.path).file_name().map(|n| n.to_string_lossy().into_owned());
+                let index = name.as_deref().and_then(|n| n.split('-').next()).and_then(|i| i.parse::<usize>().ok());
+                if let Some(nf) = index.and_then(|i| new_files.get(i)) {
+                    f.path = nf.path.display().to_string();
+                }
+            }
+        }
+        r
     };
     timings.insert("ingest".into(), t.elapsed().as_secs_f64());
     fault("nightly_ingested")?;
@@ -769,16 +781,11 @@ struct IngestedFile {
 
 fn file_entries(files: &[inbox::InboxFile], report: &IngestReport, night: u64) -> Result<Vec<IngestedFile>> {
     let mut out = Vec::new();
-    for (i, f) in files.iter().enumerate() {
-        // The staged name starts with the file's index: `<table>/<nnnn>-...`.
-        let prefix = format!("{i:04}-");
+    for f in files {
+        let path = f.path.display().to_string();
         let fr = report
             .table(f.table)
-            .and_then(|t| {
-                t.files.iter().find(|x| {
-                    Path::new(&x.path).file_name().is_some_and(|n| n.to_string_lossy().starts_with(&prefix))
-                })
-            })
+            .and_then(|t| t.files.iter().find(|x| x.path == path))
             .ok_or_else(|| crate::other_err!("no ingest report for {}", f.rel))?;
         if fr.accepted + fr.quarantined != fr.rows {
             return Err(crate::other_err!("{}: accepted + quarantined ≠ read; this is a bug", f.rel));
