@@ -51,7 +51,8 @@ impl Raw {
     fn nights(&self, n: usize) -> BTreeMap<&'static str, Vec<usize>> {
         let (_, setl) = &self.tables["setl"];
         let (id, time) = (self.col("setl", "setl_id"), self.col("setl", "setl_time"));
-        let day = |r: &Vec<String>| r.get(time).map(|t| t.chars().take(10).collect::<String>()).unwrap_or_default();
+        let day =
+            |r: &Vec<String>| r.get(time).map(|t| t.chars().take(10).collect::<String>()).unwrap_or_default();
         let mut days: Vec<String> = setl.iter().map(day).collect();
         days.sort();
         let cuts: Vec<String> = (1..n).map(|k| days[days.len() * k / n].clone()).collect();
@@ -96,7 +97,8 @@ impl Raw {
         std::fs::create_dir_all(dir).unwrap();
         for t in TABLES {
             let (header, rows) = &self.tables[t];
-            let rows: Vec<&Vec<String>> = rows.iter().zip(&nights[t]).filter(|(_, n)| **n == night).map(|(r, _)| r).collect();
+            let rows: Vec<&Vec<String>> =
+                rows.iter().zip(&nights[t]).filter(|(_, n)| **n == night).map(|(r, _)| r).collect();
             if !rows.is_empty() {
                 write_rows(&dir.join(format!("{t}.csv")), header, &rows);
             }
@@ -215,14 +217,18 @@ fn night_by_night_equals_one_full_run() {
     let nights = raw.nights(n);
     // The data exercise what the nightly must get right: reversals arriving after their
     // original, persons with settlements on several nights.
-    let (sid, rflag, init) = (raw.col("setl", "setl_id"), raw.col("setl", "refd_setl_flag"), raw.col("setl", "init_setl_id"));
+    let (sid, rflag, init) =
+        (raw.col("setl", "setl_id"), raw.col("setl", "refd_setl_flag"), raw.col("setl", "init_setl_id"));
     let setl = &raw.tables["setl"].1;
     let night_of: BTreeMap<&str, usize> =
         setl.iter().zip(&nights["setl"]).filter_map(|(r, n)| r.get(sid).map(|s| (s.as_str(), *n))).collect();
     let late_reversals = setl
         .iter()
         .zip(&nights["setl"])
-        .filter(|(r, n)| r.get(rflag).is_some_and(|f| f == "1") && r.get(init).and_then(|i| night_of.get(i.as_str())).is_some_and(|o| o < n))
+        .filter(|(r, n)| {
+            r.get(rflag).is_some_and(|f| f == "1")
+                && r.get(init).and_then(|i| night_of.get(i.as_str())).is_some_and(|o| o < n)
+        })
         .count();
     assert!(late_reversals > 0, "no reversal arrives after its original");
 
@@ -283,7 +289,17 @@ fn snapshot(store: &Path) -> BTreeMap<String, Vec<u8>> {
 fn scrub(v: &mut serde_json::Value) {
     match v {
         serde_json::Value::Object(m) => {
-            for k in ["committed_at", "started_at", "timings_seconds", "seconds", "millis", "out", "store", "inbox", "folder"] {
+            for k in [
+                "committed_at",
+                "started_at",
+                "timings_seconds",
+                "seconds",
+                "millis",
+                "out",
+                "store",
+                "inbox",
+                "folder",
+            ] {
                 m.remove(k);
             }
             // absolute paths (the staged input files) differ from store to store
@@ -418,7 +434,8 @@ fn fee_lines_before_their_settlement_wait_and_are_picked_up() {
     write_rows(&inbox.join("d1-orphan").join("fee.csv"), header, &[&orphan]);
     let store = tmp.path().join("store");
     let config = tmp.path().join("nightly.toml");
-    let shipped = std::fs::read_to_string(crate::common::repo().join("datasets/nightly/config.toml")).unwrap();
+    let shipped =
+        std::fs::read_to_string(crate::common::repo().join("datasets/nightly/config.toml")).unwrap();
     std::fs::write(&config, shipped.replace("max_pending_nights = 7", "max_pending_nights = 2")).unwrap();
     let o = NightlyOptions { config: Some(config), ..opts(&inbox, &store) };
 
@@ -444,7 +461,8 @@ fn fee_lines_before_their_settlement_wait_and_are_picked_up() {
     write_rows(&inbox.join("d3").join("pay.csv"), &raw.tables["pay"].0, &[]);
     let s = audited(nightly(&o).unwrap());
     assert_eq!((s.entry.pending.expired, s.entry.pending.after), (1, 0));
-    let q = std::fs::read_to_string(s.out.join("quarantine/fee_pending.csv")).expect("expired lines in quarantine");
+    let q = std::fs::read_to_string(s.out.join("quarantine/fee_pending.csv"))
+        .expect("expired lines in quarantine");
     assert!(q.contains("ORPHAN-1") && q.contains("2晚后仍未到达"), "{q}");
 }
 
@@ -516,9 +534,18 @@ fn one_run_at_a_time_and_a_stale_lock_is_taken_over() {
     let lock_path = store.join(medaudit::nightly::lock::LOCK_FILE);
     {
         // A live holder: this process.
-        let f = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).unwrap();
+        let f =
+            std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).unwrap();
         f.lock().unwrap();
-        std::fs::write(&lock_path, format!("{{\"pid\":{},\"started_at\":\"{}\"}}", std::process::id(), chrono::Utc::now().to_rfc3339())).unwrap();
+        std::fs::write(
+            &lock_path,
+            format!(
+                "{{\"pid\":{},\"started_at\":\"{}\"}}",
+                std::process::id(),
+                chrono::Utc::now().to_rfc3339()
+            ),
+        )
+        .unwrap();
         match nightly(&opts(&inbox, &store)).unwrap() {
             Outcome::Locked { holder, hung } => {
                 assert_eq!(holder.map(|h| h.pid), Some(std::process::id()));
@@ -534,7 +561,8 @@ fn one_run_at_a_time_and_a_stale_lock_is_taken_over() {
     let mut child = Command::new("true").spawn().unwrap();
     let dead = child.id();
     child.wait().unwrap();
-    std::fs::write(&lock_path, format!("{{\"pid\":{dead},\"started_at\":\"2020-01-01T00:00:00+00:00\"}}")).unwrap();
+    std::fs::write(&lock_path, format!("{{\"pid\":{dead},\"started_at\":\"2020-01-01T00:00:00+00:00\"}}"))
+        .unwrap();
     let s = audited(nightly(&opts(&inbox, &store)).unwrap());
     assert_eq!(s.stale_lock.map(|h| h.pid), Some(dead));
     assert_eq!(std::fs::read_to_string(&lock_path).unwrap(), "", "released at the end");
@@ -546,7 +574,8 @@ fn one_run_at_a_time_and_a_stale_lock_is_taken_over() {
 /// Splits a generated Parquet input by `setl_time`: settlements before `cut` (with their fee
 /// lines and payments, and the registries) into `early`, the rest into `late`.
 fn split_parquet(input: &Path, share_late: f64, early: &Path, late: &Path) -> usize {
-    let read = |t: &str| medaudit::output::read_parquet(&input.join(format!("{t}.parquet"))).expect("parquet");
+    let read =
+        |t: &str| medaudit::output::read_parquet(&input.join(format!("{t}.parquet"))).expect("parquet");
     let setl = read("setl");
     let mut times: Vec<i64> = Vec::new();
     for b in &setl {
@@ -576,7 +605,9 @@ fn split_parquet(input: &Path, share_late: f64, early: &Path, late: &Path) -> us
         let ids = b.column_by_name("setl_id").unwrap().as_string::<i32>();
         late_ids.extend((0..b.num_rows()).map(|i| ids.value(i).to_string()));
     }
-    let by_setl = |b: &RecordBatch, i: usize| late_ids.contains(b.column_by_name("setl_id").unwrap().as_string::<i32>().value(i));
+    let by_setl = |b: &RecordBatch, i: usize| {
+        late_ids.contains(b.column_by_name("setl_id").unwrap().as_string::<i32>().value(i))
+    };
     for (dir, want_late) in [(early, false), (late, true)] {
         std::fs::create_dir_all(dir).unwrap();
         for t in TABLES {
@@ -600,9 +631,11 @@ fn split_parquet(input: &Path, share_late: f64, early: &Path, late: &Path) -> us
 #[test]
 #[ignore]
 fn nightly_cost_follows_the_delta() {
-    let n: u64 = std::env::var("MEDAUDIT_BENCH_SETTLEMENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
+    let n: u64 =
+        std::env::var("MEDAUDIT_BENCH_SETTLEMENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
     let tmp = tempdir();
-    let root = std::env::var_os("MEDAUDIT_BENCH_DIR").map(PathBuf::from).unwrap_or_else(|| tmp.path().to_path_buf());
+    let root =
+        std::env::var_os("MEDAUDIT_BENCH_DIR").map(PathBuf::from).unwrap_or_else(|| tmp.path().to_path_buf());
     let gen_dir = root.join("gen");
     if !gen_dir.join("input/setl.parquet").exists() {
         let mut cfg = GenConfig::new(gen_dir.clone(), n, 2024);

@@ -29,7 +29,7 @@ impl NightlyConfig {
         if c.max_pending_nights == 0 {
             return Err(Error::config(path, "max_pending_nights must be at least 1"));
         }
-        if !(c.lock_max_age_hours > 0.0) {
+        if c.lock_max_age_hours.is_nan() || c.lock_max_age_hours <= 0.0 {
             return Err(Error::config(path, "lock_max_age_hours must be positive"));
         }
         Ok(c)

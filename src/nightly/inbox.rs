@@ -83,7 +83,15 @@ pub fn list(
                     Some(sha) => (sha, size),
                     None => sha256_file(&f.path)?,
                 };
-                out.push(InboxFile { rel, path: f.path, table: spec.name, format: f.format, sha256, bytes, mtime });
+                out.push(InboxFile {
+                    rel,
+                    path: f.path,
+                    table: spec.name,
+                    format: f.format,
+                    sha256,
+                    bytes,
+                    mtime,
+                });
             }
         }
     }
@@ -96,8 +104,7 @@ pub fn stage(files: &[InboxFile], dir: &Path) -> Result<()> {
     for (i, f) in files.iter().enumerate() {
         let tdir = dir.join(f.table);
         std::fs::create_dir_all(&tdir).map_err(|e| Error::io("creating", &tdir, e))?;
-        let flat: String =
-            f.rel.chars().map(|c| if c == '/' || c == '\\' { '~' } else { c }).collect();
+        let flat: String = f.rel.chars().map(|c| if c == '/' || c == '\\' { '~' } else { c }).collect();
         let dst = tdir.join(format!("{i:04}-{flat}"));
         if std::fs::hard_link(&f.path, &dst).is_err() {
             std::fs::copy(&f.path, &dst).map_err(|e| Error::io("copying", &f.path, e))?;

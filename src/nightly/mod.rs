@@ -246,7 +246,10 @@ async fn night_async(opts: &NightlyOptions) -> Result<Outcome> {
             new_files.push(f);
         }
     }
-    log(opts, &format!("night {night}: {} new file(s) in the inbox, {skipped} already ingested", new_files.len()));
+    log(
+        opts,
+        &format!("night {night}: {} new file(s) in the inbox, {skipped} already ingested", new_files.len()),
+    );
     let last_as_of = cat.nights.last().and_then(|n| n.as_of.clone());
     let as_of_changed = opts.as_of.is_some_and(|d| Some(d.to_string()) != last_as_of);
     if new_files.is_empty() && (!as_of_changed || cat.night == 0) {
@@ -267,13 +270,18 @@ async fn night_async(opts: &NightlyOptions) -> Result<Outcome> {
         io.defer_unknown_settlements = true;
         io.partial = true;
         log(opts, "ingest");
-        let mut r =
-            ingest::ingest(&work.join("in"), &work.join("ingest/data"), &work.join("ingest/quarantine"), &io)?;
+        let mut r = ingest::ingest(
+            &work.join("in"),
+            &work.join("ingest/data"),
+            &work.join("ingest/quarantine"),
+            &io,
+        )?;
         // The manifest names the files as delivered, not their staged links.
         for t in &mut r.tables {
             for f in &mut t.files {
                 let name = Path::new(&f.path).file_name().map(|n| n.to_string_lossy().into_owned());
-                let index = name.as_deref().and_then(|n| n.split('-').next()).and_then(|i| i.parse::<usize>().ok());
+                let index =
+                    name.as_deref().and_then(|n| n.split('-').next()).and_then(|i| i.parse::<usize>().ok());
                 if let Some(nf) = index.and_then(|i| new_files.get(i)) {
                     f.path = nf.path.display().to_string();
                 }
@@ -300,7 +308,12 @@ async fn night_async(opts: &NightlyOptions) -> Result<Outcome> {
     let tonight_q: Vec<QuarantinedSetl> = report
         .quarantined_settlements
         .iter()
-        .map(|q| QuarantinedSetl { setl_id: q.setl_id.clone(), psn_no: q.psn_no.clone(), year: q.year, night })
+        .map(|q| QuarantinedSetl {
+            setl_id: q.setl_id.clone(),
+            psn_no: q.psn_no.clone(),
+            year: q.year,
+            night,
+        })
         .collect();
     let mut rec: BTreeMap<&str, delta::Reconciled> = BTreeMap::new();
     for spec in [&SETL, &PSN, &MEDINS, &PAY] {
@@ -392,7 +405,10 @@ async fn night_async(opts: &NightlyOptions) -> Result<Outcome> {
             if spec.name == "setl" {
                 store::year_months(b, "enddate")
             } else {
-                Ok(store::texts(b, "setl_id")?.iter().map(|id| setl_month.get(id).copied().flatten()).collect())
+                Ok(store::texts(b, "setl_id")?
+                    .iter()
+                    .map(|id| setl_month.get(id).copied().flatten())
+                    .collect())
             }
         })?;
         list.extend(new_parts);
@@ -467,7 +483,11 @@ async fn night_async(opts: &NightlyOptions) -> Result<Outcome> {
             .iter()
             .chain(&tonight_q)
             .filter(|q| q.psn_no.as_ref().is_some_and(|p| person_set.contains(p)))
-            .map(|q| QuarantinedSettlement { setl_id: q.setl_id.clone(), psn_no: q.psn_no.clone(), year: q.year })
+            .map(|q| QuarantinedSettlement {
+                setl_id: q.setl_id.clone(),
+                psn_no: q.psn_no.clone(),
+                year: q.year,
+            })
             .collect();
         let ropts = RunOptions {
             input: audit_in.clone(),
@@ -493,7 +513,11 @@ async fn night_async(opts: &NightlyOptions) -> Result<Outcome> {
     // 7. What compares persons, over the whole history.
     let t = Instant::now();
     log(opts, "whole-history rules, statistics, payment deadlines");
-    let tables = engine::Tables { data_dir: work.join("view"), kb_dirs: s.kb_dirs.clone(), codes: s.codes_path.clone() };
+    let tables = engine::Tables {
+        data_dir: work.join("view"),
+        kb_dirs: s.kb_dirs.clone(),
+        codes: s.codes_path.clone(),
+    };
     let ctx = engine::session(&tables).await?;
     let mut global_cfg = s.rule_config.clone();
     for r in &s.rules.rules {
@@ -506,10 +530,16 @@ async fn night_async(opts: &NightlyOptions) -> Result<Outcome> {
     let stats = crate::stats::run(&ctx, &stats_cfg).await?;
     let examined_setl = crate::run::count_rows(&ctx, "setl").await?;
     let examined_fee = crate::run::count_rows(&ctx, "fee").await?;
-    let setl_all: Vec<RecordBatch> =
-        store::fetch_all(&cur, "setl").await?.iter().map(|b| store::contract_columns(&SETL, b)).collect::<Result<_>>()?;
-    let pay_all: Vec<RecordBatch> =
-        store::fetch_all(&cur, "pay").await?.iter().map(|b| store::contract_columns(&PAY, b)).collect::<Result<_>>()?;
+    let setl_all: Vec<RecordBatch> = store::fetch_all(&cur, "setl")
+        .await?
+        .iter()
+        .map(|b| store::contract_columns(&SETL, b))
+        .collect::<Result<_>>()?;
+    let pay_all: Vec<RecordBatch> = store::fetch_all(&cur, "pay")
+        .await?
+        .iter()
+        .map(|b| store::contract_columns(&PAY, b))
+        .collect::<Result<_>>()?;
     let mut rust_findings: Vec<Finding> = stats.findings.clone();
     let as_of = opts.as_of.or_else(|| benefit::default_as_of(&setl_all, &pay_all));
     let mut undecided = Vec::new();
@@ -558,7 +588,9 @@ async fn night_async(opts: &NightlyOptions) -> Result<Outcome> {
         let cat_ = store::texts(b, "category")?;
         let keep: Vec<bool> = (0..b.num_rows())
             .map(|i| {
-                !is_whole_history(&rule[i], &cat_[i], wh) && !setl_ids.contains(&ids[i]) && !person_set.contains(&psn[i])
+                !is_whole_history(&rule[i], &cat_[i], wh)
+                    && !setl_ids.contains(&ids[i])
+                    && !person_set.contains(&psn[i])
             })
             .collect();
         merged.push(store::filter_rows(b, &keep)?);
@@ -567,7 +599,8 @@ async fn night_async(opts: &NightlyOptions) -> Result<Outcome> {
         for b in &sub.findings {
             let rule = store::texts(b, "rule_id")?;
             let cat_ = store::texts(b, "category")?;
-            let keep: Vec<bool> = (0..b.num_rows()).map(|i| !is_whole_history(&rule[i], &cat_[i], wh)).collect();
+            let keep: Vec<bool> =
+                (0..b.num_rows()).map(|i| !is_whole_history(&rule[i], &cat_[i], wh)).collect();
             merged.push(store::filter_rows(b, &keep)?);
         }
     }
@@ -584,7 +617,8 @@ async fn night_async(opts: &NightlyOptions) -> Result<Outcome> {
     if let Some(sub) = &sub {
         checks.extend(sub.benefit_checks.iter().cloned());
     }
-    let checks: Vec<RecordBatch> = output::sorted(&bschema, &checks, &["setl_id", "fund"])?.into_iter().collect();
+    let checks: Vec<RecordBatch> =
+        output::sorted(&bschema, &checks, &["setl_id", "fund"])?.into_iter().collect();
     let oschema = benefit::outreach::outreach_schema();
     let mut outreach = Vec::new();
     if let Some(p) = &cat.state.outreach {
@@ -597,7 +631,11 @@ async fn night_async(opts: &NightlyOptions) -> Result<Outcome> {
     }
     let outreach: Vec<RecordBatch> =
         output::sorted(&oschema, &outreach, &["psn_no", "fund", "year"])?.into_iter().collect();
-    let mut state = catalogue::StateFiles { pending_fee: pending_rel, pending_fee_rows: pending.after, ..Default::default() };
+    let mut state = catalogue::StateFiles {
+        pending_fee: pending_rel,
+        pending_fee_rows: pending.after,
+        ..Default::default()
+    };
     for (name, sch, rows, slot) in [
         ("findings", fschema.clone(), &all_findings, &mut state.findings),
         ("benefit_check", bschema.clone(), &checks, &mut state.benefit_check),
@@ -621,10 +659,16 @@ async fn night_async(opts: &NightlyOptions) -> Result<Outcome> {
     output::write_parquet(&dir.join("benefit_check.parquet"), bschema.clone(), &checks)?;
     output::write_csv(&dir.join("benefit_check.csv"), &bschema, &checks)?;
     crate::sample::write_csv(&dir.join("review_sample.csv"), &sample)?;
-    let mut outputs: Vec<String> = ["findings.parquet", "findings.csv", "benefit_check.parquet", "benefit_check.csv", "review_sample.csv"]
-        .iter()
-        .map(|x| x.to_string())
-        .collect();
+    let mut outputs: Vec<String> = [
+        "findings.parquet",
+        "findings.csv",
+        "benefit_check.parquet",
+        "benefit_check.csv",
+        "review_sample.csv",
+    ]
+    .iter()
+    .map(|x| x.to_string())
+    .collect();
     if outreach.iter().any(|b| b.num_rows() > 0) {
         output::write_csv(&dir.join("outreach.csv"), &oschema, &outreach)?;
         outputs.push("outreach.csv".into());
@@ -666,8 +710,10 @@ async fn night_async(opts: &NightlyOptions) -> Result<Outcome> {
         entry: &entry,
         whole_history_rules: wh.iter().cloned().collect(),
     };
-    let text = serde_json::to_string_pretty(&nightly_json).map_err(|e| crate::other_err!("nightly.json: {e}"))?;
-    std::fs::write(dir.join("nightly.json"), text).map_err(|e| Error::io("writing", dir.join("nightly.json"), e))?;
+    let text =
+        serde_json::to_string_pretty(&nightly_json).map_err(|e| crate::other_err!("nightly.json: {e}"))?;
+    std::fs::write(dir.join("nightly.json"), text)
+        .map_err(|e| Error::io("writing", dir.join("nightly.json"), e))?;
     outputs.push("nightly.json".into());
     timings.insert("write".into(), t.elapsed().as_secs_f64());
     timings.insert("total".into(), started.elapsed().as_secs_f64());
@@ -727,7 +773,8 @@ async fn night_async(opts: &NightlyOptions) -> Result<Outcome> {
 /// Writes history rows as an input table of the contract, sorted by key.
 fn write_contract(spec: &schema::TableSpec, rows: &[RecordBatch], path: &Path) -> Result<()> {
     let schema = spec.arrow_schema();
-    let rows: Vec<RecordBatch> = rows.iter().map(|b| store::contract_columns(spec, b)).collect::<Result<_>>()?;
+    let rows: Vec<RecordBatch> =
+        rows.iter().map(|b| store::contract_columns(spec, b)).collect::<Result<_>>()?;
     let key = spec.key.unwrap_or("setl_id");
     let sorted: Vec<RecordBatch> = output::sorted(&schema, &rows, &[key])?.into_iter().collect();
     output::write_parquet(path, schema, &sorted)
@@ -735,7 +782,12 @@ fn write_contract(spec: &schema::TableSpec, rows: &[RecordBatch], path: &Path) -
 
 /// The night's quarantine files: the ingest's, and fee lines that waited in vain or whose
 /// settlement was quarantined (their contract columns, with the reason).
-fn write_quarantine(ingested: &Path, rejected: &[(RecordBatch, String)], dir: &Path, night: u64) -> Result<()> {
+fn write_quarantine(
+    ingested: &Path,
+    rejected: &[(RecordBatch, String)],
+    dir: &Path,
+    night: u64,
+) -> Result<()> {
     let files = manifest::files_below(ingested, &["csv"]);
     if files.is_empty() && rejected.is_empty() {
         return Ok(());
@@ -877,8 +929,7 @@ fn build_manifest(p: ManifestParts) -> Result<Manifest> {
         rules.push(entry);
     }
     for c in crate::builtin::CHECKS {
-        let skipped = (c.category == "late_payment" && !(p.registered)("pay"))
-            || (c.category == "late_payment" && p.as_of.is_none());
+        let skipped = c.category == "late_payment" && (!(p.registered)("pay") || p.as_of.is_none());
         rules.push(RuleEntry {
             id: c.id.to_string(),
             category: c.category.to_string(),
@@ -917,7 +968,9 @@ fn build_manifest(p: ManifestParts) -> Result<Manifest> {
         .collect();
     let balanced = p.report.tables.iter().all(|t| t.accepted + t.quarantined == t.read);
     if !balanced {
-        return Err(crate::other_err!("the row counts of the night's files do not add up; nothing was published"));
+        return Err(crate::other_err!(
+            "the row counts of the night's files do not add up; nothing was published"
+        ));
     }
     let benefit_json = serde_json::json!({
         "rows": p.checks.iter().map(RecordBatch::num_rows).sum::<usize>(),
@@ -955,7 +1008,13 @@ fn build_manifest(p: ManifestParts) -> Result<Manifest> {
             "strata": serde_json::to_value(&p.sample.strata).unwrap_or_default(),
         }),
         undecided: p.undecided,
-        versions: crate::run::versions(&p.s.rules, &p.s.kb_dirs, &p.s.policies, &p.s.calendar, &p.s.codes_path)?,
+        versions: crate::run::versions(
+            &p.s.rules,
+            &p.s.kb_dirs,
+            &p.s.policies,
+            &p.s.calendar,
+            &p.s.codes_path,
+        )?,
         timings_seconds: p.timings,
         outputs: p.outputs,
     })

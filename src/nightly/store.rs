@@ -75,7 +75,8 @@ pub fn contract_columns(spec: &TableSpec, b: &RecordBatch) -> Result<RecordBatch
 
 /// The `_night` of every row.
 pub fn nights_of(b: &RecordBatch) -> Result<Vec<u64>> {
-    let c = b.column_by_name(NIGHT_COL).ok_or_else(|| crate::other_err!("history rows without {NIGHT_COL}"))?;
+    let c =
+        b.column_by_name(NIGHT_COL).ok_or_else(|| crate::other_err!("history rows without {NIGHT_COL}"))?;
     let c = arrow::compute::cast(c, &DataType::Int64).map_err(|e| Error::arrow("night column", e))?;
     let c = c.as_primitive::<arrow::datatypes::Int64Type>();
     Ok((0..c.len()).map(|i| c.value(i).max(0) as u64).collect())
@@ -84,7 +85,8 @@ pub fn nights_of(b: &RecordBatch) -> Result<Vec<u64>> {
 /// A text column's values (`""` for null).
 pub fn texts(b: &RecordBatch, name: &str) -> Result<Vec<String>> {
     let c = b.column_by_name(name).ok_or_else(|| crate::other_err!("no column {name}"))?;
-    let c = arrow::compute::cast(c, &DataType::Utf8).map_err(|e| Error::arrow(format!("column {name}"), e))?;
+    let c =
+        arrow::compute::cast(c, &DataType::Utf8).map_err(|e| Error::arrow(format!("column {name}"), e))?;
     let c = c.as_string::<i32>();
     Ok((0..c.len()).map(|i| if c.is_null(i) { String::new() } else { c.value(i).to_string() }).collect())
 }
@@ -223,11 +225,15 @@ async fn session_over(dir: &Path) -> Result<SessionContext> {
             continue;
         }
         let url = format!("{}/", tdir.to_string_lossy().trim_end_matches('/'));
-        let table_url = ListingTableUrl::parse(&url).map_err(|e| Error::df(format!("view of {}", spec.name), e))?;
+        let table_url =
+            ListingTableUrl::parse(&url).map_err(|e| Error::df(format!("view of {}", spec.name), e))?;
         let options = ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
-        let cfg = ListingTableConfig::new(table_url).with_listing_options(options).with_schema(history_schema(spec));
+        let cfg = ListingTableConfig::new(table_url)
+            .with_listing_options(options)
+            .with_schema(history_schema(spec));
         let t = ListingTable::try_new(cfg).map_err(|e| Error::df(format!("view of {}", spec.name), e))?;
-        ctx.register_table(spec.name, Arc::new(t)).map_err(|e| Error::df(format!("view of {}", spec.name), e))?;
+        ctx.register_table(spec.name, Arc::new(t))
+            .map_err(|e| Error::df(format!("view of {}", spec.name), e))?;
     }
     Ok(ctx)
 }
@@ -235,7 +241,12 @@ async fn session_over(dir: &Path) -> Result<SessionContext> {
 /// The current rows of `table` whose `column` is one of `keys` (none when the table is absent).
 /// A short key list is a filter evaluated in the Parquet scan; a long one a file-backed table
 /// joined to it.
-pub async fn fetch(view: &View, table: &str, column: &str, keys: &BTreeSet<String>) -> Result<Vec<RecordBatch>> {
+pub async fn fetch(
+    view: &View,
+    table: &str,
+    column: &str,
+    keys: &BTreeSet<String>,
+) -> Result<Vec<RecordBatch>> {
     if keys.is_empty() || !view.has(table) {
         return Ok(Vec::new());
     }
@@ -370,7 +381,12 @@ pub fn distinct(batches: &[RecordBatch], name: &str) -> Result<BTreeSet<String>>
 }
 
 /// Keeps the rows whose `column` is (or, with `negate`, is not) in `keys`.
-pub fn filter_in(batches: &[RecordBatch], column: &str, keys: &HashSet<String>, negate: bool) -> Result<Vec<RecordBatch>> {
+pub fn filter_in(
+    batches: &[RecordBatch],
+    column: &str,
+    keys: &HashSet<String>,
+    negate: bool,
+) -> Result<Vec<RecordBatch>> {
     let mut out = Vec::new();
     for b in batches {
         let v = texts(b, column)?;
