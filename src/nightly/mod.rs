@@ -474,6 +474,7 @@ async fn night_async(opts: &NightlyOptions) -> Result<Outcome> {
         }
     }
     let audited_settlements = setl_ids.len() as u64;
+    timings.insert("person_audit_input".into(), t.elapsed().as_secs_f64());
     let person_set: HashSet<String> = persons.iter().cloned().collect();
     let sub = if persons.is_empty() {
         None
@@ -526,8 +527,11 @@ async fn night_async(opts: &NightlyOptions) -> Result<Outcome> {
         }
     }
     let global = engine::run_rules(&ctx, &s.rules, &global_cfg, &run_id).await?;
+    timings.insert("whole_history_rules".into(), t.elapsed().as_secs_f64());
+    let ts = Instant::now();
     let stats_cfg = crate::stats::StatsConfig::load_default()?;
     let stats = crate::stats::run(&ctx, &stats_cfg).await?;
+    timings.insert("statistics".into(), ts.elapsed().as_secs_f64());
     let examined_setl = crate::run::count_rows(&ctx, "setl").await?;
     let examined_fee = crate::run::count_rows(&ctx, "fee").await?;
     let setl_all: Vec<RecordBatch> = store::fetch_all(&cur, "setl")
@@ -646,7 +650,9 @@ async fn night_async(opts: &NightlyOptions) -> Result<Outcome> {
         *slot = Some(rel);
     }
     let sample_cfg = crate::sample::SampleConfig::load_default()?;
+    let ts = Instant::now();
     let sample = crate::sample::draw(&setl_all, &all_findings, &s.codes, &sample_cfg)?;
+    timings.insert("sample".into(), ts.elapsed().as_secs_f64());
     timings.insert("merge".into(), t.elapsed().as_secs_f64());
     fault("nightly_merged")?;
 
