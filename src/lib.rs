@@ -27,6 +27,7 @@ pub mod idcard;
 pub mod ingest;
 pub mod manifest;
 pub mod mask;
+pub mod nightly;
 pub mod output;
 pub mod paths;
 pub mod publish;

@@ -86,6 +86,49 @@ enum Cmd {
         #[arg(long, value_parser = medaudit::engine::parse_bytes)]
         memory_limit: Option<u64>,
     },
+    /// Audit the night's deliveries against the history store (for cron or a systemd timer).
+    ///
+    /// Exit codes: 0 a night was audited and committed; 1 error (nothing committed, safe to
+    /// re-run); 2 bad command line; 3 another run holds the store's lock; 4 no new file in the
+    /// inbox (nothing done). See docs/nightly.md.
+    Nightly {
+        /// Folder where the platform's exports arrive (deliveries as subfolders or files).
+        #[arg(long)]
+        inbox: PathBuf,
+        /// History store folder (created on the first night).
+        #[arg(long)]
+        store: PathBuf,
+        /// Output folder of this night (default: STORE/runs/night-<n>).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// As-of date for payment deadlines (default: the latest date in the store).
+        #[arg(long, value_parser = parse_date)]
+        as_of: Option<NaiveDate>,
+        /// Nightly configuration replacing datasets/nightly/config.toml.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Knowledge-base folder whose CSV sheets replace the shipped ones, table by table.
+        #[arg(long)]
+        kb: Vec<PathBuf>,
+        /// Policy folder replacing the shipped policy files.
+        #[arg(long)]
+        policy: Option<PathBuf>,
+        /// Calendar folder replacing the shipped working-day calendar.
+        #[arg(long)]
+        calendar: Option<PathBuf>,
+        /// Code table replacing the shipped one.
+        #[arg(long)]
+        codes: Option<PathBuf>,
+        /// Mapping file translating the export layout into the data contract.
+        #[arg(long)]
+        mapping: Option<PathBuf>,
+        /// Text encoding of CSV input.
+        #[arg(long, value_enum, default_value = "auto")]
+        encoding: EncArg,
+        /// Rule configuration (TOML): disabled rules, parameters, extra rule folders.
+        #[arg(long)]
+        rules_config: Option<PathBuf>,
+    },
     /// Check an input folder against the data contract and report, without auditing.
     Validate {
         #[arg(long)]
@@ -153,7 +196,8 @@ fn parse_date(s: &str) -> Result<NaiveDate, String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match dispatch(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(0) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("medaudit: error: {e}");
             ExitCode::FAILURE
@@ -180,7 +224,8 @@ fn progress() -> Option<medaudit::ingest::Progress> {
     }))
 }
 
-fn dispatch(cli: Cli) -> medaudit::Result<()> {
+/// Runs the command; `Ok` carries the exit code.
+fn dispatch(cli: Cli) -> medaudit::Result<u8> {
     match cli.cmd {
         Cmd::Run {
             input,
@@ -214,10 +259,42 @@ fn dispatch(cli: Cli) -> medaudit::Result<()> {
                 memory_limit,
                 progress: progress(),
                 log: Some(logger()),
+                ..Default::default()
             };
             let s = medaudit::run::run(&opts)?;
             print!("{}", medaudit::report_text::run_summary(&s));
-            Ok(())
+            Ok(0)
+        }
+        Cmd::Nightly {
+            inbox,
+            store,
+            out,
+            as_of,
+            config,
+            kb,
+            policy,
+            calendar,
+            codes,
+            mapping,
+            encoding,
+            rules_config,
+        } => {
+            let opts = medaudit::nightly::NightlyOptions {
+                inbox,
+                store,
+                out,
+                as_of,
+                config,
+                kb,
+                policy,
+                calendar,
+                codes,
+                mapping,
+                encoding: encoding.into(),
+                rules_config,
+                log: Some(logger()),
+            };
+            Ok(nightly_outcome(medaudit::nightly::nightly(&opts)?))
         }
         Cmd::Validate { input, mapping, encoding } => {
             let codes =
@@ -230,7 +307,7 @@ fn dispatch(cli: Cli) -> medaudit::Result<()> {
             o.progress = progress();
             let r = medaudit::run::validate(&input, &o)?;
             print!("{}", medaudit::report_text::ingest_summary(&r));
-            Ok(())
+            Ok(0)
         }
         Cmd::Gen { out, settlements, seed, format, encoding, anomaly_rate, no_malformed } => {
             let cfg = medaudit::synth::GenConfig {
@@ -259,7 +336,7 @@ fn dispatch(cli: Cli) -> medaudit::Result<()> {
                 s.seconds,
                 cfg.out.display()
             );
-            Ok(())
+            Ok(0)
         }
         Cmd::Rules { cmd, rules_config } => {
             let rules = medaudit::engine::RuleSet::load_default()?;
@@ -271,7 +348,48 @@ fn dispatch(cli: Cli) -> medaudit::Result<()> {
                 RulesCmd::List => print!("{}", medaudit::report_text::rules_list(&rules, &config)),
                 RulesCmd::Show { id } => print!("{}", medaudit::report_text::rule_show(&rules, &id)?),
             }
-            Ok(())
+            Ok(0)
+        }
+    }
+}
+
+/// Prints how a nightly run ended and returns its exit code (docs/nightly.md).
+fn nightly_outcome(o: medaudit::nightly::Outcome) -> u8 {
+    use medaudit::nightly::Outcome;
+    match o {
+        Outcome::Audited(s) => {
+            let e = &s.entry;
+            println!(
+                "night {} committed: {} file(s) ingested ({} skipped as already ingested), {} person(s) re-audited \
+                 ({} settlements), {} findings, {} fee line(s) waiting for their settlement → {}",
+                s.night,
+                e.files.len(),
+                s.skipped_files,
+                e.touched_persons,
+                e.audited_settlements,
+                s.manifest.findings.total,
+                e.pending.after,
+                s.out.display()
+            );
+            0
+        }
+        Outcome::NothingNew { last_night } => {
+            println!("no new file in the inbox: nothing to do (last night committed: {last_night})");
+            4
+        }
+        Outcome::Locked { holder, hung } => {
+            let who = holder
+                .map(|h| format!("pid {} since {}", h.pid, h.started_at))
+                .unwrap_or_else(|| "another process".into());
+            if hung {
+                eprintln!(
+                    "medaudit: the store is locked by {who}, longer than the configured limit: that run looks hung; \
+                     stop it and run again"
+                );
+            } else {
+                eprintln!("medaudit: the store is locked by {who}: another nightly run is in progress");
+            }
+            3
         }
     }
 }

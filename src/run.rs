@@ -55,6 +55,17 @@ pub struct RunOptions {
     pub progress: Option<ingest::Progress>,
     /// Log lines for the stages.
     pub log: Option<Logger>,
+    /// The run id (default: a new one from the clock and a random suffix).
+    pub run_id: Option<String>,
+    /// Skip the statistical checks (the nightly audit runs them over the whole history).
+    pub skip_stats: bool,
+    /// Skip the payment-deadline checks (the nightly audit runs them over every payment).
+    pub skip_deadlines: bool,
+    /// Rules switched off in addition to the rule configuration.
+    pub disable_rules: Vec<String>,
+    /// Settlements quarantined outside this input (the nightly audit's earlier nights): their
+    /// person-years are incomplete, as those of settlements quarantined here.
+    pub quarantined: Vec<ingest::QuarantinedSettlement>,
 }
 
 /// What a run produced.
@@ -62,6 +73,11 @@ pub struct RunOptions {
 pub struct RunSummary {
     pub out: PathBuf,
     pub manifest: Manifest,
+    /// The findings as written (`findings_schema`, sorted by `setl_id`, `rule_id`).
+    pub findings: Vec<RecordBatch>,
+    /// The benefit checks as written (`benefit_check_schema`, sorted by `setl_id`).
+    pub benefit_checks: Vec<RecordBatch>,
+    pub outreach: Vec<benefit::outreach::OutreachRow>,
 }
 
 /// Runs the whole audit. Fails before writing anything when a configuration is wrong.
@@ -86,10 +102,10 @@ pub fn new_run_id() -> String {
     format!("{}-{:06x}", now.format("%Y%m%dT%H%M%S"), salt & 0xff_ffff)
 }
 
-async fn run_async(opts: &RunOptions) -> Result<RunSummary> {
+pub(crate) async fn run_async(opts: &RunOptions) -> Result<RunSummary> {
     let started = Instant::now();
     let mut timings = BTreeMap::new();
-    let run_id = new_run_id();
+    let run_id = opts.run_id.clone().unwrap_or_else(new_run_id);
     let datasets = crate::paths::datasets_dir();
 
     // Configuration first: a wrong file stops the run before any work.
@@ -130,6 +146,9 @@ async fn run_async(opts: &RunOptions) -> Result<RunSummary> {
         let benefit_ids = ["BEN001", "BEN002", "PAY001"];
         skip_benefit |= !opts.only_rules.iter().any(|id| benefit_ids.contains(&id.as_str()));
     }
+    for id in &opts.disable_rules {
+        rule_config.disable.insert(id.clone());
+    }
     let mapping = match &opts.mapping {
         Some(p) => Mapping::load(p)?,
         None => Mapping::default(),
@@ -169,7 +188,9 @@ async fn run_async(opts: &RunOptions) -> Result<RunSummary> {
     let t = Instant::now();
     log(opts, "statistical checks");
     let stats_cfg = crate::stats::StatsConfig::load_default()?;
-    let stats = if opts.only_rules.is_empty() || opts.only_rules.iter().any(|id| id.starts_with("STA")) {
+    let stats = if opts.skip_stats {
+        None
+    } else if opts.only_rules.is_empty() || opts.only_rules.iter().any(|id| id.starts_with("STA")) {
         Some(crate::stats::run(&ctx, &stats_cfg, &rules_out.findings).await?)
     } else {
         None
@@ -192,6 +213,7 @@ async fn run_async(opts: &RunOptions) -> Result<RunSummary> {
     let mut rust_findings: Vec<Finding> = report.findings.clone();
     let stats_json = match &stats {
         Some(s) => serde_json::json!({ "checks": s.checks, "notes": s.notes }),
+        None if opts.skip_stats => serde_json::json!({ "skipped": "switched off" }),
         None => serde_json::json!({ "skipped": "not selected" }),
     };
     if let Some(s) = stats {
@@ -206,7 +228,7 @@ async fn run_async(opts: &RunOptions) -> Result<RunSummary> {
     if !skip_benefit {
         log(opts, "benefit recalculation");
         let mut incomplete = Incomplete::default();
-        for q in &report.quarantined_settlements {
+        for q in report.quarantined_settlements.iter().chain(&opts.quarantined) {
             match (&q.psn_no, q.year) {
                 (Some(p), Some(y)) => {
                     incomplete.by_year.insert((p.clone(), y));
@@ -234,7 +256,9 @@ async fn run_async(opts: &RunOptions) -> Result<RunSummary> {
         rust_findings.extend(b.findings);
         checks = b.checks;
         outreach = b.outreach;
-        if report.present("pay") {
+        if opts.skip_deadlines {
+            deadline_json = serde_json::json!({ "skipped": "switched off" });
+        } else if report.present("pay") {
             match as_of {
                 Some(day) => {
                     let d = benefit::check_deadlines(&pay, &setl, &policies, &calendar, day)?;
@@ -319,7 +343,7 @@ async fn run_async(opts: &RunOptions) -> Result<RunSummary> {
         .collect();
     for (id, category) in crate::builtin::CHECKS.iter().map(|c| (c.id, c.category)) {
         let skipped = skip_benefit && matches!(category, "benefit_mismatch" | "late_payment")
-            || (category == "late_payment" && !report.present("pay"))
+            || (category == "late_payment" && (!report.present("pay") || opts.skip_deadlines))
             || (category == "statistical_outlier" && stats_json.get("skipped").is_some());
         rule_entries.push(RuleEntry {
             id: id.to_string(),
@@ -328,6 +352,10 @@ async fn run_async(opts: &RunOptions) -> Result<RunSummary> {
             reason: skipped.then(|| {
                 if skip_benefit {
                     "benefit checks switched off".into()
+                } else if category == "statistical_outlier" {
+                    if opts.skip_stats { "switched off" } else { "not selected" }.into()
+                } else if opts.skip_deadlines {
+                    "switched off".into()
                 } else {
                     "table `pay` was not supplied".into()
                 }
@@ -365,20 +393,7 @@ async fn run_async(opts: &RunOptions) -> Result<RunSummary> {
                 .collect(),
         })
         .collect();
-    let mut versions = BTreeMap::new();
-    let rule_files: Vec<PathBuf> = rules.rules.iter().map(|r| r.path.clone()).collect();
-    versions.insert("rules".to_string(), manifest::fingerprint(&rule_files)?);
-    let mut kb_files = Vec::new();
-    for d in &tables.kb_dirs {
-        kb_files.extend(manifest::files_below(d, &["csv"]));
-    }
-    versions.insert("knowledge_base".to_string(), manifest::fingerprint(&kb_files)?);
-    versions.insert(
-        "policy".to_string(),
-        manifest::fingerprint(&policies.versions().into_values().collect::<Vec<_>>())?,
-    );
-    versions.insert("calendar".to_string(), manifest::fingerprint(calendar.files())?);
-    versions.insert("codes".to_string(), manifest::fingerprint(&[codes_path])?);
+    let versions = versions(&rules, &tables.kb_dirs, &policies, &calendar, &codes_path)?;
     timings.insert("total".to_string(), started.elapsed().as_secs_f64());
     let balanced = report.tables.iter().all(|t| t.accepted + t.quarantined == t.read);
     let mut outputs: Vec<String> =
@@ -430,10 +445,35 @@ async fn run_async(opts: &RunOptions) -> Result<RunSummary> {
     }
     m.write(&dir.join("manifest.json"))?;
     let out = staging.publish()?;
-    Ok(RunSummary { out, manifest: m })
+    Ok(RunSummary { out, manifest: m, findings: all, benefit_checks: checks, outreach })
 }
 
-async fn count_rows(ctx: &datafusion::prelude::SessionContext, table: &str) -> Result<u64> {
+/// The versions of everything a run's results depend on besides its input, for the manifest.
+pub(crate) fn versions(
+    rules: &RuleSet,
+    kb_dirs: &[PathBuf],
+    policies: &PolicySet,
+    calendar: &Calendar,
+    codes_path: &Path,
+) -> Result<BTreeMap<String, manifest::Version>> {
+    let mut versions = BTreeMap::new();
+    let rule_files: Vec<PathBuf> = rules.rules.iter().map(|r| r.path.clone()).collect();
+    versions.insert("rules".to_string(), manifest::fingerprint(&rule_files)?);
+    let mut kb_files = Vec::new();
+    for d in kb_dirs {
+        kb_files.extend(manifest::files_below(d, &["csv"]));
+    }
+    versions.insert("knowledge_base".to_string(), manifest::fingerprint(&kb_files)?);
+    versions.insert(
+        "policy".to_string(),
+        manifest::fingerprint(&policies.versions().into_values().collect::<Vec<_>>())?,
+    );
+    versions.insert("calendar".to_string(), manifest::fingerprint(calendar.files())?);
+    versions.insert("codes".to_string(), manifest::fingerprint(&[codes_path.to_path_buf()])?);
+    Ok(versions)
+}
+
+pub(crate) async fn count_rows(ctx: &datafusion::prelude::SessionContext, table: &str) -> Result<u64> {
     if !ctx.table_exist(table).map_err(|e| Error::df(format!("looking up table {table}"), e))? {
         return Ok(0);
     }
@@ -442,7 +482,7 @@ async fn count_rows(ctx: &datafusion::prelude::SessionContext, table: &str) -> R
 }
 
 /// Fills `psn_no` and `fixmedins_code` of Rust-side findings from their settlements.
-fn fill_settlement_fields(findings: &mut [Finding], setl: &[RecordBatch]) {
+pub(crate) fn fill_settlement_fields(findings: &mut [Finding], setl: &[RecordBatch]) {
     let wanted: std::collections::HashSet<&str> = findings
         .iter()
         .filter(|f| f.psn_no.is_none() || f.fixmedins_code.is_none())
@@ -475,7 +515,7 @@ fn fill_settlement_fields(findings: &mut [Finding], setl: &[RecordBatch]) {
     }
 }
 
-fn count_findings(batches: &[RecordBatch]) -> manifest::FindingCounts {
+pub(crate) fn count_findings(batches: &[RecordBatch]) -> manifest::FindingCounts {
     let mut c = manifest::FindingCounts::default();
     let mut amounts: BTreeMap<String, Decimal> = BTreeMap::new();
     for b in batches {

@@ -6,6 +6,7 @@ mod common;
 mod e2e_tests;
 mod gen_tests;
 mod ingest_tests;
+mod nightly_tests;
 mod rules_tests;
 mod run_tests;
 mod sample_tests;

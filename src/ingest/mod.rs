@@ -52,6 +52,12 @@ pub struct IngestOptions {
     /// Rows per chunk.
     pub chunk_rows: usize,
     pub progress: Option<Progress>,
+    /// Accept fee lines whose settlement is not in this input (neither accepted nor
+    /// quarantined here) instead of quarantining them: the caller resolves them against data
+    /// it already holds (the nightly audit's history, where such lines wait as pending).
+    pub defer_unknown_settlements: bool,
+    /// Allow the required tables to be absent (a nightly delivery may bring only some tables).
+    pub partial: bool,
 }
 
 impl IngestOptions {
@@ -62,6 +68,8 @@ impl IngestOptions {
             codes,
             chunk_rows: 64 * 1024,
             progress: None,
+            defer_unknown_settlements: false,
+            partial: false,
         }
     }
 }
@@ -76,6 +84,9 @@ pub struct FileReport {
     pub sha256: String,
     pub bytes: u64,
     pub rows: u64,
+    /// Of `rows`: accepted and quarantined (accepted + quarantined = rows).
+    pub accepted: u64,
+    pub quarantined: u64,
 }
 
 /// What happened to one table.
@@ -95,6 +106,7 @@ pub struct TableReport {
 /// A quarantined settlement, for marking its person-year incomplete.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QuarantinedSettlement {
+    pub setl_id: Option<String>,
     pub psn_no: Option<String>,
     /// Year of `enddate`, if it parsed.
     pub year: Option<i32>,
@@ -139,7 +151,7 @@ pub fn ingest(
     let mut plans = Vec::new();
     for spec in TABLES {
         let files = source::discover(input, spec.name, &opts.mapping.stems(spec.name))?;
-        if files.is_empty() && spec.required {
+        if files.is_empty() && spec.required && !opts.partial {
             return Err(crate::input_err!(
                 "{}: required table `{}` ({}) is missing: expected {}.csv, {}.parquet or a folder {}/",
                 input.display(),
@@ -156,7 +168,7 @@ pub fn ingest(
         }
         plans.push((spec, prepared));
     }
-    let mut state = State::default();
+    let mut state = State { defer_unknown_settlements: opts.defer_unknown_settlements, ..State::default() };
     let mut report = IngestReport::default();
     for (spec, files) in plans {
         let t = ingest_table(spec, &files, data_out, quarantine_out, opts, &mut state, &mut report)?;
@@ -235,6 +247,7 @@ struct State {
     setl_quarantined: KeySet,
     quarantined: Vec<QuarantinedSettlement>,
     line_mismatches: Vec<quality::LineMismatch>,
+    defer_unknown_settlements: bool,
 }
 
 /// A parsed chunk after keys and references were checked.
@@ -319,6 +332,7 @@ fn ingest_table(
             Ok(infos)
         });
         let mut rows_per_file = vec![0u64; files.len()];
+        let mut accepted_per_file = vec![0u64; files.len()];
         let consumed = (|| -> Result<()> {
             let mut pending: Vec<(usize, RawChunk)> = Vec::with_capacity(group);
             let mut done = false;
@@ -349,6 +363,7 @@ fn ingest_table(
                     t.read += n;
                     if let Some(b) = j.accepted.take() {
                         t.accepted += b.num_rows() as u64;
+                        accepted_per_file[j.parsed.file] += b.num_rows() as u64;
                         if wtx.send(b).is_err() {
                             // The writer stopped: its error is reported below.
                             return Ok(());
@@ -395,6 +410,8 @@ fn ingest_table(
                 sha256: info.sha256.clone(),
                 bytes: info.bytes,
                 rows: rows_per_file[i],
+                accepted: accepted_per_file[i],
+                quarantined: rows_per_file[i] - accepted_per_file[i],
             });
         }
         Ok(infos)
@@ -437,8 +454,10 @@ fn judge(spec: &TableSpec, mut p: Parsed, state: &mut State) -> Judged {
         let empty = KeySet::default();
         let accepted = state.keys.get("setl").unwrap_or(&empty);
         let quarantined = &state.setl_quarantined;
+        let defer = state.defer_unknown_settlements;
         // Lookups only (the settlements are all known by now): in parallel. For each row whose
-        // settlement is unknown: whether it was quarantined.
+        // settlement is unknown: whether it was quarantined. Unknown (not quarantined) settlements
+        // are left for a later delivery when the caller defers them (nightly).
         let unknown: Vec<Option<bool>> = (0..n)
             .into_par_iter()
             .map(|r| {
@@ -446,7 +465,11 @@ fn judge(spec: &TableSpec, mut p: Parsed, state: &mut State) -> Judged {
                     return None;
                 }
                 let h = keys::hash(col.value(r));
-                (!accepted.contains(h)).then(|| quarantined.contains(h))
+                if accepted.contains(h) {
+                    return None;
+                }
+                let q = quarantined.contains(h);
+                (q || !defer).then_some(q)
             })
             .collect();
         for (r, u) in unknown.into_iter().enumerate() {
@@ -472,6 +495,7 @@ fn judge(spec: &TableSpec, mut p: Parsed, state: &mut State) -> Judged {
                     state.setl_quarantined.insert(keys::hash(ids.value(r)));
                 }
                 state.quarantined.push(QuarantinedSettlement {
+                    setl_id: (!ids.is_null(r)).then(|| ids.value(r).to_string()),
                     psn_no: (!psn.is_null(r)).then(|| psn.value(r).to_string()),
                     year: (!end.is_null(r)).then(|| parse::from_days(end.value(r))).flatten().map(|d| {
                         use chrono::Datelike;
