@@ -652,10 +652,14 @@ fn dispatch(cli: Cli) -> medaudit::Result<()> {
                 Some(ExportFormatArg::Xlsx) => medaudit::cases::ExportFormat::Xlsx,
                 Some(ExportFormatArg::Parquet) => medaudit::cases::ExportFormat::Parquet,
                 None => medaudit::cases::ExportFormat::from_path(&out).ok_or_else(|| {
-                    medaudit::input_err!("{}: give --format or a .csv, .xlsx or .parquet file name", out.display())
+                    medaudit::input_err!(
+                        "{}: give --format or a .csv, .xlsx or .parquet file name",
+                        out.display()
+                    )
                 })?,
             };
-            let unmask = unmask_purpose(unmasked, purpose)?.map(|purpose| medaudit::cases::Unmask { purpose });
+            let unmask =
+                unmask_purpose(unmasked, purpose)?.map(|purpose| medaudit::cases::Unmask { purpose });
             let r = store.export(&actor, &filter.to_filter()?, &out, format, unmask.as_ref())?;
             println!(
                 "已导出 {} 件案件到 {}（{}，{}），SHA-256 {}",
@@ -673,7 +677,10 @@ fn dispatch(cli: Cli) -> medaudit::Result<()> {
             if json {
                 println!("{}", to_json(&e)?);
             } else {
-                print!("{}", medaudit::cases::text::estimate(&e, &medaudit::cases::text::Labels::load_default()));
+                print!(
+                    "{}",
+                    medaudit::cases::text::estimate(&e, &medaudit::cases::text::Labels::load_default())
+                );
             }
             Ok(())
         }
@@ -732,7 +739,8 @@ fn password(var: &str, prompt: &str, confirm: bool) -> medaudit::Result<String> 
     if !std::io::stdin().is_terminal() {
         return Err(medaudit::input_err!("no password: set {var} or run in a terminal"));
     }
-    let p = rpassword::prompt_password(prompt).map_err(|e| medaudit::other_err!("reading the password: {e}"))?;
+    let p =
+        rpassword::prompt_password(prompt).map_err(|e| medaudit::other_err!("reading the password: {e}"))?;
     if confirm {
         let again = rpassword::prompt_password("再次输入密码: ")
             .map_err(|e| medaudit::other_err!("reading the password: {e}"))?;
@@ -829,7 +837,11 @@ fn review_cmd(cmd: ReviewCmd) -> medaudit::Result<()> {
                 Some(s) => Some(match s.split_once(':') {
                     Some(("facility", c)) if !c.is_empty() => RecoverFrom::Facility(c.to_string()),
                     Some(("person", p)) if !p.is_empty() => RecoverFrom::Person(p.to_string()),
-                    _ => return Err(medaudit::input_err!("--recover-from is facility:CODE or person:PSN_NO, not `{s}`")),
+                    _ => {
+                        return Err(medaudit::input_err!(
+                            "--recover-from is facility:CODE or person:PSN_NO, not `{s}`"
+                        ));
+                    }
                 }),
             };
             done(&case, store.confirm(&actor, id, parse_amount(&amount)?, &note, rf, date)?);
@@ -862,7 +874,9 @@ fn review_cmd(cmd: ReviewCmd) -> medaudit::Result<()> {
                 (AppealArg::Upheld, None) => AppealOutcome::Upheld,
                 (AppealArg::Accepted, None) => AppealOutcome::Accepted,
                 (AppealArg::Adjusted, Some(a)) => AppealOutcome::Adjusted(parse_amount(&a)?),
-                (AppealArg::Adjusted, None) => return Err(medaudit::input_err!("--outcome adjusted needs --amount")),
+                (AppealArg::Adjusted, None) => {
+                    return Err(medaudit::input_err!("--outcome adjusted needs --amount"));
+                }
                 (_, Some(_)) => return Err(medaudit::input_err!("--amount is only for --outcome adjusted")),
             };
             done(&case, store.resolve_appeal(&actor, id, outcome, &note)?);

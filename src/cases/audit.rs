@@ -48,7 +48,15 @@ impl AuditReport {
     }
 }
 
-fn entry_hash(seq: i64, at: &str, user: &str, action: &str, case_id: Option<i64>, detail: &str, prev: &str) -> String {
+fn entry_hash(
+    seq: i64,
+    at: &str,
+    user: &str,
+    action: &str,
+    case_id: Option<i64>,
+    detail: &str,
+    prev: &str,
+) -> String {
     let canonical = serde_json::json!([seq, at, user, action, case_id, detail, prev]).to_string();
     let digest = Sha256::digest(canonical.as_bytes());
     digest.iter().map(|b| format!("{b:02x}")).collect()
@@ -128,12 +136,21 @@ impl Store {
     }
 
     /// The log, newest first: all of it, or one case's (`case_id`), at most `limit` entries.
-    pub fn audit_entries(&self, actor: &Actor, case_id: Option<i64>, limit: usize) -> CaseResult<Vec<AuditEntry>> {
+    pub fn audit_entries(
+        &self,
+        actor: &Actor,
+        case_id: Option<i64>,
+        limit: usize,
+    ) -> CaseResult<Vec<AuditEntry>> {
         actor.require(Permission::Audit)?;
         self.audit_entries_unchecked(case_id, limit)
     }
 
-    pub(crate) fn audit_entries_unchecked(&self, case_id: Option<i64>, limit: usize) -> CaseResult<Vec<AuditEntry>> {
+    pub(crate) fn audit_entries_unchecked(
+        &self,
+        case_id: Option<i64>,
+        limit: usize,
+    ) -> CaseResult<Vec<AuditEntry>> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let mut st = self.conn.prepare(&format!(
             "SELECT {COLUMNS} FROM audit_log WHERE (?1 IS NULL OR case_id = ?1) ORDER BY seq DESC LIMIT ?2"

@@ -62,7 +62,9 @@ impl FromStr for Role {
             .iter()
             .copied()
             .find(|r| r.as_str() == s || r.label() == s || (s == "administrator" && *r == Role::Admin))
-            .ok_or_else(|| CaseError::Invalid(format!("未知角色 `{s}`（可用：reviewer、investigator、admin）")))
+            .ok_or_else(|| {
+                CaseError::Invalid(format!("未知角色 `{s}`（可用：reviewer、investigator、admin）"))
+            })
     }
 }
 
@@ -221,7 +223,13 @@ impl Store {
             "INSERT INTO users (name, roles, pw_hash, active, created_at, created_by) VALUES (?1, 'admin', ?2, 1, ?3, ?1)",
             params![name, hash, db::now()],
         )?;
-        audit::append(&tx, name, "user_init", None, &serde_json::json!({ "user": name, "roles": ["admin"] }))?;
+        audit::append(
+            &tx,
+            name,
+            "user_init",
+            None,
+            &serde_json::json!({ "user": name, "roles": ["admin"] }),
+        )?;
         tx.commit()?;
         Ok(Actor { name: name.to_string(), roles: vec![Role::Admin] })
     }
@@ -268,7 +276,8 @@ impl Store {
         let roles = roles_text(roles)?;
         let hash = hash_password(password)?;
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let exists: bool = tx.query_row("SELECT EXISTS (SELECT 1 FROM users WHERE name = ?1)", [name], |r| r.get(0))?;
+        let exists: bool =
+            tx.query_row("SELECT EXISTS (SELECT 1 FROM users WHERE name = ?1)", [name], |r| r.get(0))?;
         if exists {
             return Err(CaseError::Invalid(format!("用户 {name} 已存在")));
         }
@@ -276,7 +285,13 @@ impl Store {
             "INSERT INTO users (name, roles, pw_hash, active, created_at, created_by) VALUES (?1, ?2, ?3, 1, ?4, ?5)",
             params![name, roles, hash, db::now(), actor.name],
         )?;
-        audit::append(&tx, &actor.name, "user_add", None, &serde_json::json!({ "user": name, "roles": roles }))?;
+        audit::append(
+            &tx,
+            &actor.name,
+            "user_add",
+            None,
+            &serde_json::json!({ "user": name, "roles": roles }),
+        )?;
         tx.commit()?;
         Ok(())
     }
@@ -289,7 +304,13 @@ impl Store {
         if tx.execute("UPDATE users SET roles = ?2 WHERE name = ?1", params![name, roles])? == 0 {
             return Err(CaseError::NotFound(format!("用户 {name}")));
         }
-        audit::append(&tx, &actor.name, "user_roles", None, &serde_json::json!({ "user": name, "roles": roles }))?;
+        audit::append(
+            &tx,
+            &actor.name,
+            "user_roles",
+            None,
+            &serde_json::json!({ "user": name, "roles": roles }),
+        )?;
         tx.commit()?;
         Ok(())
     }
@@ -329,8 +350,9 @@ impl Store {
     /// Every user (administrators only).
     pub fn users(&self, actor: &Actor) -> CaseResult<Vec<UserInfo>> {
         actor.require(Permission::ManageUsers)?;
-        let mut st =
-            self.conn.prepare("SELECT name, roles, active, created_at, created_by FROM users ORDER BY name")?;
+        let mut st = self
+            .conn
+            .prepare("SELECT name, roles, active, created_at, created_by FROM users ORDER BY name")?;
         let rows = st.query_map([], |r| {
             Ok(UserInfo {
                 name: r.get(0)?,

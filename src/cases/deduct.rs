@@ -99,7 +99,8 @@ impl Store {
             )?;
             let amount = from_cents(s.deduct_cents.unwrap_or(0));
             let confirmed_on = s.confirmed_on();
-            let ready = s.status == Status::Confirmed && confirmed_on.as_deref().is_some_and(|d| d < first.as_str());
+            let ready =
+                s.status == Status::Confirmed && confirmed_on.as_deref().is_some_and(|d| d < first.as_str());
             let done = matches!(s.status, Status::Deducted | Status::Recovered);
             if !(ready || done) {
                 pending.push(PendingLine {
@@ -124,7 +125,14 @@ impl Store {
                     )
                     .ok()
                     .map(|n| mask_name(&n, false));
-                recoveries.push(RecoveryLine { case_id: id, psn_no: psn, psn_name: name, amount, confirmed_on, recovered_on });
+                recoveries.push(RecoveryLine {
+                    case_id: id,
+                    psn_no: psn,
+                    psn_name: name,
+                    amount,
+                    confirmed_on,
+                    recovered_on,
+                });
                 continue;
             }
             let code = party.unwrap_or_default();
@@ -134,7 +142,9 @@ impl Store {
             let rules: Vec<String> = rs.query_map([id], |r| r.get(0))?.collect::<Result<_, _>>()?;
             let name: Option<String> = self
                 .conn
-                .query_row("SELECT fixmedins_name FROM facilities WHERE fixmedins_code = ?1", [&code], |r| r.get(0))
+                .query_row("SELECT fixmedins_name FROM facilities WHERE fixmedins_code = ?1", [&code], |r| {
+                    r.get(0)
+                })
                 .ok();
             let f = facilities.entry(code.clone()).or_insert_with(|| FacilityDeductions {
                 fixmedins_code: code,

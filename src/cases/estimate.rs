@@ -108,13 +108,13 @@ impl Stratum {
         let big_n = self.population.max(n as i64) as f64;
         let mut total = [0.0; 4];
         let mut var = [0.0; 4];
-        for k in 0..4 {
+        for (k, (tot, va)) in total.iter_mut().zip(var.iter_mut()).enumerate() {
             let z: Vec<f64> = self.reviewed.iter().map(|(p, y)| n * y[k] / p).collect();
             let mean = z.iter().sum::<f64>() / r as f64;
-            total[k] = mean;
+            *tot = mean;
             if r >= 2 {
                 let s2 = z.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (r as f64 - 1.0);
-                var[k] = (1.0 - r as f64 / big_n).max(0.0) * s2 / r as f64;
+                *va = (1.0 - r as f64 / big_n).max(0.0) * s2 / r as f64;
             }
         }
         let estimable = r >= 2 || (r as f64) >= big_n;
@@ -147,10 +147,8 @@ fn combine(locality: &str, strata: &[(&String, &Stratum)], confidence: f64) -> E
     let mut singles: Vec<[f64; 4]> = Vec::new();
     for (name, s) in strata {
         let (t, v, e, d) = s.estimate();
-        for k in 0..4 {
-            total[k] += t[k];
-            var[k] += v[k];
-        }
+        total.iter_mut().zip(t).for_each(|(a, b)| *a += b);
+        var.iter_mut().zip(v).for_each(|(a, b)| *a += b);
         if !e {
             singles.push(t);
         }
@@ -167,9 +165,10 @@ fn combine(locality: &str, strata: &[(&String, &Stratum)], confidence: f64) -> E
         0 => {}
         1 => estimable = false,
         k => {
-            for m in 0..4 {
+            for (m, vm) in var.iter_mut().enumerate() {
                 let mean = singles.iter().map(|t| t[m]).sum::<f64>() / k as f64;
-                var[m] += k as f64 / (k as f64 - 1.0) * singles.iter().map(|t| (t[m] - mean).powi(2)).sum::<f64>();
+                *vm +=
+                    k as f64 / (k as f64 - 1.0) * singles.iter().map(|t| (t[m] - mean).powi(2)).sum::<f64>();
             }
             df += (k - 1) as f64;
         }
@@ -183,7 +182,11 @@ fn combine(locality: &str, strata: &[(&String, &Stratum)], confidence: f64) -> E
     let estimable = estimable && reviewed > 0;
     let n = pop as f64;
     let rate = |t: f64, v: f64| {
-        if n > 0.0 { interval(t / n, v / (n * n), estimable, q, Some(1.0)) } else { interval(0.0, 0.0, false, q, None) }
+        if n > 0.0 {
+            interval(t / n, v / (n * n), estimable, q, Some(1.0))
+        } else {
+            interval(0.0, 0.0, false, q, None)
+        }
     };
     EstimateLine {
         locality: locality.to_string(),
@@ -222,9 +225,11 @@ impl Store {
                 .ok_or_else(|| CaseError::NotFound("带复审抽样的审核结果（请先合并一次 medaudit run 的输出）".into()))?,
         };
         let mut strata: BTreeMap<String, Stratum> = BTreeMap::new();
-        let mut st = self.conn.prepare("SELECT locality, stratum, population, drawn FROM strata WHERE run_id = ?1")?;
-        let rows: Vec<(String, String, i64, i64)> =
-            st.query_map([&run_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?.collect::<Result<_, _>>()?;
+        let mut st =
+            self.conn.prepare("SELECT locality, stratum, population, drawn FROM strata WHERE run_id = ?1")?;
+        let rows: Vec<(String, String, i64, i64)> = st
+            .query_map([&run_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+            .collect::<Result<_, _>>()?;
         if rows.is_empty() {
             return Err(CaseError::NotFound(format!("审核结果 {run_id} 的抽样设计")));
         }
@@ -262,16 +267,16 @@ impl Store {
         let overall = combine("", &all, confidence);
 
         // Rule precision over every decided case.
-        let decided: Vec<&str> =
-            Status::ALL.iter().filter(|s| s.is_decided()).map(|s| s.as_str()).collect();
+        let decided: Vec<&str> = Status::ALL.iter().filter(|s| s.is_decided()).map(|s| s.as_str()).collect();
         let sql = format!(
             "SELECT f.rule_id, MIN(f.category), c.case_id, c.status FROM findings f JOIN cases c ON c.case_id = f.case_id
              WHERE c.status IN ({}) GROUP BY f.rule_id, c.case_id ORDER BY f.rule_id",
             decided.iter().map(|s| format!("'{s}'")).collect::<Vec<_>>().join(", ")
         );
         let mut st = self.conn.prepare(&sql)?;
-        let rows: Vec<(String, String, i64, String)> =
-            st.query_map(params![], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?.collect::<Result<_, _>>()?;
+        let rows: Vec<(String, String, i64, String)> = st
+            .query_map(params![], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+            .collect::<Result<_, _>>()?;
         let mut rules: BTreeMap<String, RulePrecision> = BTreeMap::new();
         for (rule, cat, _, status) in rows {
             let e = rules.entry(rule.clone()).or_insert(RulePrecision {

@@ -276,7 +276,8 @@ impl Store {
             let _ = std::fs::remove_file(&tmp);
             return Err(e);
         }
-        let bytes = std::fs::read(&tmp).map_err(|e| CaseError::Io(format!("reading {}: {e}", tmp.display())))?;
+        let bytes =
+            std::fs::read(&tmp).map_err(|e| CaseError::Io(format!("reading {}: {e}", tmp.display())))?;
         let sha256: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
         let report = ExportReport {
             path: path.to_path_buf(),

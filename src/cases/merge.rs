@@ -139,20 +139,25 @@ fn engine_err(context: &str, e: impl std::fmt::Display) -> CaseError {
 
 fn read_manifest(dir: &Path) -> CaseResult<RunInfo> {
     let path = dir.join("manifest.json");
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| CaseError::Io(format!("reading {}: {e} (is this a `medaudit run` output folder?)", path.display())))?;
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        CaseError::Io(format!("reading {}: {e} (is this a `medaudit run` output folder?)", path.display()))
+    })?;
     let m: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| engine_err(&format!("reading {}", path.display()), e))?;
     let s = |v: &serde_json::Value| v.as_str().map(str::to_string);
-    let run_id = s(&m["run_id"]).filter(|x| !x.is_empty()).ok_or_else(|| {
-        engine_err(&path.display().to_string(), "no run_id")
-    })?;
+    let run_id = s(&m["run_id"])
+        .filter(|x| !x.is_empty())
+        .ok_or_else(|| engine_err(&path.display().to_string(), "no run_id"))?;
     let started_at = s(&m["started_at"]).unwrap_or_default();
     let mut files: Vec<String> = Vec::new();
     for t in m["input"]["tables"].as_array().into_iter().flatten() {
         for f in t["files"].as_array().into_iter().flatten() {
             // Content, not place: the same files copied elsewhere are the same input.
-            files.push(format!("{}:{}", t["table"].as_str().unwrap_or(""), f["sha256"].as_str().unwrap_or("")));
+            files.push(format!(
+                "{}:{}",
+                t["table"].as_str().unwrap_or(""),
+                f["sha256"].as_str().unwrap_or("")
+            ));
         }
     }
     files.sort();
@@ -260,13 +265,15 @@ fn read_sample(path: &Path) -> CaseResult<Vec<SRow>> {
     if !path.exists() {
         return Ok(vec![]);
     }
-    let text =
-        std::fs::read_to_string(path).map_err(|e| CaseError::Io(format!("reading {}: {e}", path.display())))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| CaseError::Io(format!("reading {}: {e}", path.display())))?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     let mut rdr = csv::Reader::from_reader(text.as_bytes());
     let head = rdr.headers().map_err(|e| engine_err(&path.display().to_string(), e))?.clone();
     let col = |n: &str| {
-        head.iter().position(|h| h == n).ok_or_else(|| engine_err(&path.display().to_string(), format!("no column {n}")))
+        head.iter()
+            .position(|h| h == n)
+            .ok_or_else(|| engine_err(&path.display().to_string(), format!("no column {n}")))
     };
     let (c_id, c_score, c_stratum, c_prob, c_reason) =
         (col("setl_id")?, col("risk_score")?, col("stratum")?, col("inclusion_prob")?, col("reason")?);
@@ -391,8 +398,9 @@ async fn select_evidence(
     if crate::engine::present_tables(&ctx).iter().any(|t| t == "medins") {
         ev.medins = q("SELECT * FROM medins".into()).await?;
     }
-    for r in q("SELECT setl_id FROM setl WHERE setl_id IN (SELECT setl_id FROM wanted WHERE NOT is_case)".into())
-        .await?
+    for r in
+        q("SELECT setl_id FROM setl WHERE setl_id IN (SELECT setl_id FROM wanted WHERE NOT is_case)".into())
+            .await?
     {
         ev.covered.insert(field(&r, "setl_id").to_string());
     }
@@ -405,7 +413,10 @@ async fn select_evidence(
 }
 
 /// The benefit checks of the cases' settlements.
-fn read_benefit(run_dir: &Path, wanted: &BTreeSet<String>) -> CaseResult<Vec<(String, String, i64, i64, i64, String)>> {
+fn read_benefit(
+    run_dir: &Path,
+    wanted: &BTreeSet<String>,
+) -> CaseResult<Vec<(String, String, i64, i64, i64, String)>> {
     let path = run_dir.join("benefit_check.parquet");
     if !path.exists() {
         return Ok(vec![]);
@@ -498,7 +509,9 @@ impl Store {
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         // The run may have been merged by someone else meanwhile.
         let merged: bool =
-            tx.query_row("SELECT EXISTS (SELECT 1 FROM runs WHERE run_id = ?1)", [&info.run_id], |r| r.get(0))?;
+            tx.query_row("SELECT EXISTS (SELECT 1 FROM runs WHERE run_id = ?1)", [&info.run_id], |r| {
+                r.get(0)
+            })?;
         if merged {
             report.already_merged = true;
             return Ok(report);
@@ -523,7 +536,10 @@ impl Store {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
             )?;
             for r in &ev.setl {
-                let fund = ["hifp_pay", "hifmi_pay", "hifob_pay"].iter().map(|n| cents_of(r, n).unwrap_or(0)).sum::<i64>();
+                let fund = ["hifp_pay", "hifmi_pay", "hifob_pay"]
+                    .iter()
+                    .map(|n| cents_of(r, n).unwrap_or(0))
+                    .sum::<i64>();
                 let setl_time = field(r, "setl_time");
                 st.execute(params![
                     field(r, "setl_id"),
@@ -566,7 +582,8 @@ impl Store {
         let mut case_ids: HashMap<(String, String), i64> = HashMap::new();
         let mut touched: BTreeSet<i64> = BTreeSet::new();
         {
-            let mut find_case = tx.prepare("SELECT case_id FROM cases WHERE entity_type = ?1 AND entity_id = ?2")?;
+            let mut find_case =
+                tx.prepare("SELECT case_id FROM cases WHERE entity_type = ?1 AND entity_id = ?2")?;
             let mut new_case = tx.prepare(
                 "INSERT INTO cases (entity_type, entity_id, status, created_run_id, created_at, updated_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
@@ -592,28 +609,30 @@ impl Store {
                 "UPDATE findings SET status = 'active', status_run_id = ?4, status_at = ?5
                  WHERE case_id = ?1 AND rule_id = ?2 AND setl_id = ?3",
             )?;
-            let mut case_id_for = |key: &(String, String), status: Status, report: &mut MergeReport| -> CaseResult<i64> {
-                if let Some(id) = case_ids.get(key) {
-                    return Ok(*id);
-                }
-                let id: Option<i64> = find_case.query_row(params![key.0, key.1], |r| r.get(0)).optional()?;
-                let id = match id {
-                    Some(id) => id,
-                    None => {
-                        new_case.execute(params![key.0, key.1, status.as_str(), info.run_id, now])?;
-                        report.new_cases += 1;
-                        if status == Status::Sampled {
-                            report.newly_sampled += 1;
-                        }
-                        tx.last_insert_rowid()
+            let mut case_id_for =
+                |key: &(String, String), status: Status, report: &mut MergeReport| -> CaseResult<i64> {
+                    if let Some(id) = case_ids.get(key) {
+                        return Ok(*id);
                     }
+                    let id: Option<i64> =
+                        find_case.query_row(params![key.0, key.1], |r| r.get(0)).optional()?;
+                    let id = match id {
+                        Some(id) => id,
+                        None => {
+                            new_case.execute(params![key.0, key.1, status.as_str(), info.run_id, now])?;
+                            report.new_cases += 1;
+                            if status == Status::Sampled {
+                                report.newly_sampled += 1;
+                            }
+                            tx.last_insert_rowid()
+                        }
+                    };
+                    if key.0 == "settlement" {
+                        link.execute(params![id, key.1])?;
+                    }
+                    case_ids.insert(key.clone(), id);
+                    Ok(id)
                 };
-                if key.0 == "settlement" {
-                    link.execute(params![id, key.1])?;
-                }
-                case_ids.insert(key.clone(), id);
-                Ok(id)
-            };
             for f in &findings {
                 let key = f.case_key();
                 let id = case_id_for(&key, Status::Flagged, &mut report)?;
@@ -655,7 +674,13 @@ impl Store {
                             report.updated_findings += 1;
                         }
                         if status != "active" && info.started_at > status_at {
-                            reactivate.execute(params![id, f.rule_id, f.setl_id, info.run_id, info.started_at])?;
+                            reactivate.execute(params![
+                                id,
+                                f.rule_id,
+                                f.setl_id,
+                                info.run_id,
+                                info.started_at
+                            ])?;
                             report.reflagged += 1;
                         }
                     }
@@ -717,7 +742,9 @@ impl Store {
                     })?
                     .collect::<Result<_, _>>()?;
                 for (id, t, e, rule, s) in rows {
-                    if info.rules_ran.contains(&rule) && !flagged_now.contains(&(t, e, rule.clone(), s.clone())) {
+                    if info.rules_ran.contains(&rule)
+                        && !flagged_now.contains(&(t, e, rule.clone(), s.clone()))
+                    {
                         mark.execute(params![id, rule, s, info.run_id, info.started_at])?;
                         report.no_longer_flagged += 1;
                         touched.insert(id);
@@ -776,8 +803,9 @@ impl Store {
     /// The merged runs, oldest first: `(run_id, started_at, merged_at, input_checksum)`.
     pub fn runs(&self, actor: &Actor) -> CaseResult<Vec<(String, String, String, String)>> {
         actor.require(Permission::ViewCases)?;
-        let mut st =
-            self.conn.prepare("SELECT run_id, started_at, merged_at, input_checksum FROM runs ORDER BY started_at")?;
+        let mut st = self
+            .conn
+            .prepare("SELECT run_id, started_at, merged_at, input_checksum FROM runs ORDER BY started_at")?;
         let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }

@@ -92,8 +92,8 @@ impl Store {
             .map_err(|e| CaseError::Io(format!("creating the store folder {}: {e}", dir.display())))?;
         let path = dir.join(DB_FILE);
         let fresh = !path.exists();
-        let conn = Connection::open(&path)
-            .map_err(|e| CaseError::Db(format!("opening {}: {e}", path.display())))?;
+        let conn =
+            Connection::open(&path).map_err(|e| CaseError::Db(format!("opening {}: {e}", path.display())))?;
         let store = Store { conn, dir: dir.to_path_buf() };
         db::init(&store.conn)?;
         if fresh {

@@ -274,7 +274,9 @@ fn where_clause(f: &Filter) -> CaseResult<(String, Vec<Value>)> {
         ));
     }
     if f.active_only {
-        conds.push("EXISTS (SELECT 1 FROM findings f WHERE f.case_id = c.case_id AND f.status = 'active')".into());
+        conds.push(
+            "EXISTS (SELECT 1 FROM findings f WHERE f.case_id = c.case_id AND f.status = 'active')".into(),
+        );
     }
     if let Some(m) = f.min_amount {
         vals.push(Value::Integer(super::db::to_cents(m.round_dp(2))?));
@@ -308,7 +310,10 @@ fn where_clause(f: &Filter) -> CaseResult<(String, Vec<Value>)> {
             sconds.join(" AND ")
         );
         if !f.facility.is_empty() && f.locality.is_empty() && f.from.is_none() && f.to.is_none() {
-            c = format!("({c} OR (c.entity_type = 'facility' AND c.entity_id IN ({})))", list(&mut vals, &f.facility));
+            c = format!(
+                "({c} OR (c.entity_type = 'facility' AND c.entity_id IN ({})))",
+                list(&mut vals, &f.facility)
+            );
         }
         conds.push(c);
     }
@@ -432,7 +437,9 @@ pub(crate) fn complete_row(conn: &Connection, row: &mut CaseRow, unmask: bool) -
     }
     if let Some(code) = &row.fixmedins_code {
         row.fixmedins_name = conn
-            .query_row("SELECT fixmedins_name FROM facilities WHERE fixmedins_code = ?1", [code], |r| r.get(0))
+            .query_row("SELECT fixmedins_name FROM facilities WHERE fixmedins_code = ?1", [code], |r| {
+                r.get(0)
+            })
             .optional()?;
     }
     let mut st = conn.prepare(
@@ -455,7 +462,8 @@ pub(crate) fn list_rows(conn: &Connection, f: &Filter, unmask: bool) -> CaseResu
         vals.len()
     );
     let mut st = conn.prepare(&sql)?;
-    let rows: Vec<(CaseRow, String)> = st.query_map(params_from_iter(vals), read_case)?.collect::<Result<_, _>>()?;
+    let rows: Vec<(CaseRow, String)> =
+        st.query_map(params_from_iter(vals), read_case)?.collect::<Result<_, _>>()?;
     let mut out = Vec::with_capacity(rows.len());
     for (mut row, _) in rows {
         complete_row(conn, &mut row, unmask)?;
@@ -476,9 +484,11 @@ pub(crate) fn case_row(conn: &Connection, case_id: i64, unmask: bool) -> CaseRes
 
 fn settlement_row(conn: &Connection, setl_id: &str, unmask: bool) -> CaseResult<Option<SettlementRow>> {
     let r: Option<(String, Option<i64>, Option<i64>)> = conn
-        .query_row("SELECT row_json, medfee_cents, fund_cents FROM settlements WHERE setl_id = ?1", [setl_id], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })
+        .query_row(
+            "SELECT row_json, medfee_cents, fund_cents FROM settlements WHERE setl_id = ?1",
+            [setl_id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
         .optional()?;
     let Some((json, fee, fund)) = r else { return Ok(None) };
     let map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&json).unwrap_or_default();
@@ -509,7 +519,9 @@ fn settlement_row(conn: &Connection, setl_id: &str, unmask: bool) -> CaseResult<
         psn_name: mask_name(&get("psn_name"), unmask),
         certno: mask_certno(&get("certno"), unmask),
         fixmedins_name: conn
-            .query_row("SELECT fixmedins_name FROM facilities WHERE fixmedins_code = ?1", [&fix], |r| r.get(0))
+            .query_row("SELECT fixmedins_name FROM facilities WHERE fixmedins_code = ?1", [&fix], |r| {
+                r.get(0)
+            })
             .optional()?,
         fixmedins_code: fix,
         insu_admdvs: get("insu_admdvs"),
@@ -590,15 +602,18 @@ impl Store {
         let by_entity = |t: &str, id: &str| -> CaseResult<Option<i64>> {
             Ok(self
                 .conn
-                .query_row("SELECT case_id FROM cases WHERE entity_type = ?1 AND entity_id = ?2", params![t, id], |r| {
-                    r.get(0)
-                })
+                .query_row(
+                    "SELECT case_id FROM cases WHERE entity_type = ?1 AND entity_id = ?2",
+                    params![t, id],
+                    |r| r.get(0),
+                )
                 .optional()?)
         };
         let found = match r {
-            CaseRef::Id(id) => {
-                self.conn.query_row("SELECT case_id FROM cases WHERE case_id = ?1", [id], |r| r.get(0)).optional()?
-            }
+            CaseRef::Id(id) => self
+                .conn
+                .query_row("SELECT case_id FROM cases WHERE case_id = ?1", [id], |r| r.get(0))
+                .optional()?,
             CaseRef::Settlement(s) => by_entity("settlement", s)?,
             CaseRef::Entity(t, id) => by_entity(t, id)?,
             CaseRef::Text(s) => match by_entity("settlement", s)? {
@@ -618,7 +633,12 @@ impl Store {
     /// One case with its evidence. `reference` may name a settlement that has no case of its
     /// own but rests in a person's or facility's case. `unmask_purpose`: show ID numbers and
     /// names in full (investigators only; logged with the purpose).
-    pub fn show(&self, actor: &Actor, reference: &CaseRef, unmask_purpose: Option<&str>) -> CaseResult<CaseDetail> {
+    pub fn show(
+        &self,
+        actor: &Actor,
+        reference: &CaseRef,
+        unmask_purpose: Option<&str>,
+    ) -> CaseResult<CaseDetail> {
         actor.require(Permission::ViewCases)?;
         let unmask = match unmask_purpose {
             Some(p) => {
@@ -671,15 +691,20 @@ impl Store {
         let mut linked_cases = Vec::new();
         let mut other_settlements = Vec::new();
         if let Some(s) = &setl_id {
-            let mut st = conn.prepare("SELECT feedetl_sn, row_json FROM fee_lines WHERE setl_id = ?1 ORDER BY feedetl_sn")?;
+            let mut st = conn.prepare(
+                "SELECT feedetl_sn, row_json FROM fee_lines WHERE setl_id = ?1 ORDER BY feedetl_sn",
+            )?;
             let rows: Vec<(String, String)> =
                 st.query_map([s], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
             for (sn, json) in rows {
-                let map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&json).unwrap_or_default();
+                let map: serde_json::Map<String, serde_json::Value> =
+                    serde_json::from_str(&json).unwrap_or_default();
                 let fields = crate::schema::FEE
                     .fields
                     .iter()
-                    .filter_map(|f| map.get(f.name).and_then(|v| v.as_str()).map(|v| (f.name.to_string(), v.to_string())))
+                    .filter_map(|f| {
+                        map.get(f.name).and_then(|v| v.as_str()).map(|v| (f.name.to_string(), v.to_string()))
+                    })
                     .collect();
                 fee_lines.push(FeeRow { cited: cited.contains(&sn), feedetl_sn: sn, fields });
             }
@@ -714,7 +739,9 @@ impl Store {
                            AND setl_date >= ?3 AND setl_date <= ?4 ORDER BY setl_date, setl_id",
                     )?;
                     let ids: Vec<String> = q
-                        .query_map(params![st.psn_no, s, format!("{y}-01-01"), format!("{y}-12-31")], |r| r.get(0))?
+                        .query_map(params![st.psn_no, s, format!("{y}-01-01"), format!("{y}-12-31")], |r| {
+                            r.get(0)
+                        })?
                         .collect::<Result<_, _>>()?;
                     for id in ids {
                         other_settlements.extend(settlement_row(conn, &id, unmask)?);
@@ -727,7 +754,8 @@ impl Store {
         let mut history = Vec::new();
         if let (Some(id), Some(c)) = (case_id, &case) {
             if c.row.entity_type != "settlement" {
-                let mut st = conn.prepare("SELECT setl_id FROM case_settlements WHERE case_id = ?1 ORDER BY setl_id")?;
+                let mut st =
+                    conn.prepare("SELECT setl_id FROM case_settlements WHERE case_id = ?1 ORDER BY setl_id")?;
                 let ids: Vec<String> = st.query_map([id], |r| r.get(0))?.collect::<Result<_, _>>()?;
                 for s in ids {
                     case_settlements.extend(settlement_row(conn, &s, unmask)?);

@@ -324,42 +324,66 @@ impl Store {
 
     /// 三方确认: records one party's confirmation of a confirmed violation. The insurer's
     /// must come from another user than the reviewer who decided (four eyes).
-    pub fn record_confirmation(&mut self, actor: &Actor, case_id: i64, c: &Confirmation) -> CaseResult<Status> {
+    pub fn record_confirmation(
+        &mut self,
+        actor: &Actor,
+        case_id: i64,
+        c: &Confirmation,
+    ) -> CaseResult<Status> {
         let name = actor.name.clone();
         let day = c.date.unwrap_or_else(|| chrono::Local::now().date_naive()).to_string();
         let reference = c.reference.trim().to_string();
         let party = c.party;
-        self.transition(actor, Permission::Review, case_id, Action::RecordConfirmation, "confirmation", |tx, s| {
-            if !s.needed().contains(&party) {
-                return Err(CaseError::Invalid(format!(
-                    "案件 {} 向参保人追回（手工报销），无需{}确认",
-                    s.label(),
-                    party.label()
-                )));
-            }
-            if s.confirmed[party as usize].is_some() {
-                return Err(CaseError::Invalid(format!("案件 {} 已登记{}确认", s.label(), party.label())));
-            }
-            if party == Party::Insurer && s.decided_by.as_deref() == Some(name.as_str()) {
-                return Err(CaseError::Denied(format!(
-                    "保险公司确认须由另一名复审员登记：{name} 已作出本案的复审结论"
-                )));
-            }
-            let col = party.column();
-            tx.execute(
-                &format!("UPDATE cases SET {col}_on = ?2, {col}_by = ?3, {col}_ref = ?4 WHERE case_id = ?1"),
-                params![case_id, day, name, reference],
-            )?;
-            Ok((
-                Status::Confirmed,
-                serde_json::json!({ "party": party.as_str(), "date": day, "reference": reference }),
-            ))
-        })
+        self.transition(
+            actor,
+            Permission::Review,
+            case_id,
+            Action::RecordConfirmation,
+            "confirmation",
+            |tx, s| {
+                if !s.needed().contains(&party) {
+                    return Err(CaseError::Invalid(format!(
+                        "案件 {} 向参保人追回（手工报销），无需{}确认",
+                        s.label(),
+                        party.label()
+                    )));
+                }
+                if s.confirmed[party as usize].is_some() {
+                    return Err(CaseError::Invalid(format!(
+                        "案件 {} 已登记{}确认",
+                        s.label(),
+                        party.label()
+                    )));
+                }
+                if party == Party::Insurer && s.decided_by.as_deref() == Some(name.as_str()) {
+                    return Err(CaseError::Denied(format!(
+                        "保险公司确认须由另一名复审员登记：{name} 已作出本案的复审结论"
+                    )));
+                }
+                let col = party.column();
+                tx.execute(
+                    &format!(
+                        "UPDATE cases SET {col}_on = ?2, {col}_by = ?3, {col}_ref = ?4 WHERE case_id = ?1"
+                    ),
+                    params![case_id, day, name, reference],
+                )?;
+                Ok((
+                    Status::Confirmed,
+                    serde_json::json!({ "party": party.as_str(), "date": day, "reference": reference }),
+                ))
+            },
+        )
     }
 
     /// 申诉: the facility appeals a confirmed violation before deduction; its confirmation,
     /// if recorded, is withdrawn.
-    pub fn appeal(&mut self, actor: &Actor, case_id: i64, reason: &str, date: Option<NaiveDate>) -> CaseResult<Status> {
+    pub fn appeal(
+        &mut self,
+        actor: &Actor,
+        case_id: i64,
+        reason: &str,
+        date: Option<NaiveDate>,
+    ) -> CaseResult<Status> {
         let reason = nonempty(reason, "申诉理由")?;
         let day = date.unwrap_or_else(|| chrono::Local::now().date_naive()).to_string();
         self.transition(actor, Permission::Review, case_id, Action::Appeal, "appeal", |tx, s| {
@@ -380,7 +404,13 @@ impl Store {
 
     /// 申诉处理: upheld (the violation stands), accepted (dismissed) or adjusted (a new amount,
     /// to be confirmed again by all three parties).
-    pub fn resolve_appeal(&mut self, actor: &Actor, case_id: i64, outcome: AppealOutcome, note: &str) -> CaseResult<Status> {
+    pub fn resolve_appeal(
+        &mut self,
+        actor: &Actor,
+        case_id: i64,
+        outcome: AppealOutcome,
+        note: &str,
+    ) -> CaseResult<Status> {
         let note = nonempty(note, "申诉处理意见")?;
         let name = actor.name.clone();
         self.transition(actor, Permission::Review, case_id, Action::ResolveAppeal, "resolve_appeal", |tx, s| {
@@ -461,7 +491,13 @@ impl Store {
     }
 
     /// 追回: a manual reimbursement's amount recovered from the person on `date`.
-    pub fn recover(&mut self, actor: &Actor, case_id: i64, date: Option<NaiveDate>, note: &str) -> CaseResult<Status> {
+    pub fn recover(
+        &mut self,
+        actor: &Actor,
+        case_id: i64,
+        date: Option<NaiveDate>,
+        note: &str,
+    ) -> CaseResult<Status> {
         let day = date.unwrap_or_else(|| chrono::Local::now().date_naive()).to_string();
         let note = note.trim().to_string();
         self.transition(actor, Permission::Deduct, case_id, Action::Recover, "recover", |tx, s| {

@@ -108,7 +108,11 @@ impl FromStr for Status {
         Status::ALL.iter().copied().find(|x| x.as_str() == s || x.label() == s).ok_or_else(|| {
             CaseError::Invalid(format!(
                 "未知状态 `{s}`（可用：{}）",
-                Status::ALL.iter().map(|x| format!("{}={}", x.as_str(), x.label())).collect::<Vec<_>>().join("，")
+                Status::ALL
+                    .iter()
+                    .map(|x| format!("{}={}", x.as_str(), x.label()))
+                    .collect::<Vec<_>>()
+                    .join("，")
             ))
         })
     }
@@ -166,9 +170,10 @@ impl Action {
         }
         let allowed: Vec<&str> = self.from().iter().map(|s| s.label()).collect();
         let hint = match (self, current) {
-            (Action::Appeal | Action::Deduct | Action::Recover | Action::RecordConfirmation, Status::Deducted) => {
-                "，已扣款的案件不能再申诉或变更"
-            }
+            (
+                Action::Appeal | Action::Deduct | Action::Recover | Action::RecordConfirmation,
+                Status::Deducted,
+            ) => "，已扣款的案件不能再申诉或变更",
             (Action::Deduct | Action::Recover, Status::Appealed) => "，申诉处理完毕前不能扣款",
             (Action::Confirm | Action::Dismiss, Status::Sampled) => "，请先开始复审",
             (Action::Confirm | Action::Dismiss | Action::StartReview, Status::Flagged) => {

@@ -185,7 +185,8 @@ pub fn case_detail(d: &CaseDetail, labels: &Labels) -> String {
             let _ = writeln!(w, "  已于 {day} 向参保人追回");
         }
         for (run, stratum, p, score, reason) in &d.samples {
-            let _ = writeln!(w, "  抽样：{run}，层 {stratum}，入样概率 {p:.4}，风险分 {score:.2}（{reason}）");
+            let _ =
+                writeln!(w, "  抽样：{run}，层 {stratum}，入样概率 {p:.4}，风险分 {score:.2}（{reason}）");
         }
     }
     if let Some(s) = &d.settlement {
@@ -204,7 +205,8 @@ pub fn case_detail(d: &CaseDetail, labels: &Labels) -> String {
             .fee_lines
             .iter()
             .map(|f| {
-                let g = |n: &str| f.fields.iter().find(|(k, _)| k == n).map_or(String::new(), |(_, v)| v.clone());
+                let g =
+                    |n: &str| f.fields.iter().find(|(k, _)| k == n).map_or(String::new(), |(_, v)| v.clone());
                 vec![
                     format!("{}{}", if f.cited { "*" } else { " " }, f.feedetl_sn),
                     g("fee_ocur_time"),
@@ -218,7 +220,10 @@ pub fn case_detail(d: &CaseDetail, labels: &Labels) -> String {
                 ]
             })
             .collect();
-        out.push_str(&table(&["流水号", "发生时间", "目录编码", "名称", "类别", "等级", "数量", "单价", "金额"], &body));
+        out.push_str(&table(
+            &["流水号", "发生时间", "目录编码", "名称", "类别", "等级", "数量", "单价", "金额"],
+            &body,
+        ));
     }
     let w = &mut out;
     if !d.findings.is_empty() {
@@ -290,7 +295,10 @@ pub fn case_detail(d: &CaseDetail, labels: &Labels) -> String {
                 ]
             })
             .collect();
-        table(&["结算ID", "结算日期", "机构", "医疗类别", "就诊期间", "医疗费总额", "基金支付", "案件"], &body)
+        table(
+            &["结算ID", "结算日期", "机构", "医疗类别", "就诊期间", "医疗费总额", "基金支付", "案件"],
+            &body,
+        )
     };
     if !d.case_settlements.is_empty() {
         let _ = writeln!(w, "\n本案涉及的结算（{} 笔）", d.case_settlements.len());
@@ -380,7 +388,10 @@ pub fn deduction_list(d: &DeductionList) -> String {
                     opt(&r.psn_name).to_string(),
                     r.amount.to_string(),
                     r.confirmed_on.clone(),
-                    r.recovered_on.clone().map(|d| format!("已于 {d} 追回")).unwrap_or_else(|| "待追回".into()),
+                    r.recovered_on
+                        .clone()
+                        .map(|d| format!("已于 {d} 追回"))
+                        .unwrap_or_else(|| "待追回".into()),
                 ]
             })
             .collect();
@@ -396,7 +407,14 @@ pub fn deduction_list(d: &DeductionList) -> String {
             } else {
                 format!("{} 完成确认，下月扣除", opt(&p.confirmed_on))
             };
-            let _ = writeln!(out, "  {} {} {} 元：{}", case_label(p.case_id), opt(&p.recover_party), p.amount, why);
+            let _ = writeln!(
+                out,
+                "  {} {} {} 元：{}",
+                case_label(p.case_id),
+                opt(&p.recover_party),
+                p.amount,
+                why
+            );
         }
     }
     out
@@ -404,13 +422,9 @@ pub fn deduction_list(d: &DeductionList) -> String {
 
 fn iv(i: &Interval, digits: usize, scale: f64) -> String {
     match (i.low, i.high) {
-        (Some(l), Some(h)) => format!(
-            "{:.d$}（{:.d$}～{:.d$}）",
-            i.estimate * scale,
-            l * scale,
-            h * scale,
-            d = digits
-        ),
+        (Some(l), Some(h)) => {
+            format!("{:.d$}（{:.d$}～{:.d$}）", i.estimate * scale, l * scale, h * scale, d = digits)
+        }
         _ => format!("{:.d$}（区间无法估计）", i.estimate * scale, d = digits),
     }
 }
