@@ -11,13 +11,16 @@
 //! 2. [`engine`]: the SQL rules of `queries/` over 100 % of the accepted data, in DataFusion;
 //! 3. [`benefit`]: the critical-illness and large-expense payments recomputed to the cent,
 //!    and payment deadlines in working days;
-//! 4. [`run`]: findings, manifest and the atomically published output folder.
+//! 4. [`run`]: findings, manifest and the atomically published output folder;
+//! 5. [`cases`]: the case store where findings become reviewed, confirmed, deducted and
+//!    exported cases, with an audit log.
 
 // Columnar code passes tuples of Arrow arrays around; naming each would not help the reader.
 #![allow(clippy::type_complexity)]
 
 pub mod benefit;
 pub mod builtin;
+pub mod cases;
 pub mod codes;
 pub mod engine;
 pub mod error;

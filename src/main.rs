@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use chrono::NaiveDate;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use medaudit::ingest::{Encoding, EncodingChoice};
 
@@ -158,6 +158,73 @@ enum Cmd {
         #[arg(long)]
         no_malformed: bool,
     },
+    /// The case store: merge a run's findings and sample, list cases, show one.
+    Cases {
+        #[command(subcommand)]
+        cmd: CasesCmd,
+    },
+    /// Record review decisions on cases (reviewers).
+    Review {
+        #[command(subcommand)]
+        cmd: ReviewCmd,
+    },
+    /// The deduction list for a month's payment: confirmed violations per facility.
+    Deductions {
+        #[command(flatten)]
+        who: StoreArgs,
+        /// The month of the payment the deductions go into (YYYY-MM).
+        #[arg(long)]
+        month: String,
+        /// Record the ready deductions as deducted in that month.
+        #[arg(long)]
+        record: bool,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Export a filtered set of cases to CSV (UTF-8 with BOM), Excel (.xlsx) or Parquet.
+    /// ID numbers and names are masked unless an investigator states a purpose.
+    Export {
+        #[command(flatten)]
+        who: StoreArgs,
+        #[command(flatten)]
+        filter: FilterArgs,
+        /// The file to write; the format follows its extension unless --format is given.
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, value_enum)]
+        format: Option<ExportFormatArg>,
+        /// Export ID numbers and names in full (investigators only; needs --purpose; logged).
+        #[arg(long)]
+        unmasked: bool,
+        /// Why the unmasked data is needed (recorded in the audit log).
+        #[arg(long)]
+        purpose: Option<String>,
+    },
+    /// Horvitz–Thompson estimates of the violation rate and money at stake from a run's
+    /// second-review sample, per locality and overall, and rule precision.
+    Estimate {
+        #[command(flatten)]
+        who: StoreArgs,
+        /// The run whose sample to use (default: the latest merged run with a sample).
+        #[arg(long)]
+        run: Option<String>,
+        /// Confidence level of the intervals.
+        #[arg(long, default_value_t = 0.95)]
+        confidence: f64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Users and roles of the case store.
+    Users {
+        #[command(subcommand)]
+        cmd: UsersCmd,
+    },
+    /// The tamper-evident audit log of the case store.
+    Audit {
+        #[command(subcommand)]
+        cmd: AuditCmd,
+    },
     /// The rules: list them, or show one's documentation.
     Rules {
         #[command(subcommand)]
@@ -165,6 +232,315 @@ enum Cmd {
         /// Rule configuration (shows what is disabled and the parameters in force).
         #[arg(long, global = true)]
         rules_config: Option<PathBuf>,
+    },
+}
+
+/// The case store and the acting user. The password comes from `MEDAUDIT_PASSWORD` or a
+/// prompt.
+#[derive(Args, Clone)]
+struct StoreArgs {
+    /// Case store folder (created when missing).
+    #[arg(long, env = "MEDAUDIT_STORE")]
+    store: PathBuf,
+    /// The acting user (password from MEDAUDIT_PASSWORD, else prompted).
+    #[arg(long, env = "MEDAUDIT_USER")]
+    user: String,
+}
+
+/// Which cases (every option narrows; comma-separated lists are alternatives).
+#[derive(Args, Clone, Default)]
+struct FilterArgs {
+    /// Rule ids (e.g. DUP001).
+    #[arg(long, value_delimiter = ',')]
+    rule: Vec<String>,
+    /// Finding categories (e.g. duplicate_billing).
+    #[arg(long, value_delimiter = ',')]
+    category: Vec<String>,
+    /// Facility codes (fixmedins_code).
+    #[arg(long, value_delimiter = ',')]
+    facility: Vec<String>,
+    /// Localities: prefixes of insu_admdvs (e.g. 4114).
+    #[arg(long, value_delimiter = ',')]
+    locality: Vec<String>,
+    /// Settled on or after this date (YYYY-MM-DD).
+    #[arg(long, value_parser = parse_date)]
+    from: Option<NaiveDate>,
+    /// Settled on or before this date (YYYY-MM-DD).
+    #[arg(long, value_parser = parse_date)]
+    to: Option<NaiveDate>,
+    /// Statuses: flagged, sampled, in_review, confirmed, appealed, dismissed, deducted, recovered.
+    #[arg(long, value_delimiter = ',')]
+    status: Vec<String>,
+    /// Minimum amount at risk (yuan).
+    #[arg(long)]
+    min_amount: Option<String>,
+    /// Case types: settlement, person, facility.
+    #[arg(long = "type", value_delimiter = ',')]
+    entity_type: Vec<String>,
+    /// Only cases the latest run still flags.
+    #[arg(long)]
+    active: bool,
+    /// At most this many cases (largest amounts first).
+    #[arg(long)]
+    limit: Option<usize>,
+}
+
+impl FilterArgs {
+    fn to_filter(&self) -> medaudit::Result<medaudit::cases::Filter> {
+        let mut status = Vec::new();
+        for s in &self.status {
+            status.push(s.parse::<medaudit::cases::Status>()?);
+        }
+        let min_amount = match &self.min_amount {
+            Some(m) => Some(
+                m.trim()
+                    .parse::<rust_decimal::Decimal>()
+                    .map_err(|_| medaudit::input_err!("--min-amount `{m}` is not an amount in yuan"))?,
+            ),
+            None => None,
+        };
+        Ok(medaudit::cases::Filter {
+            rule: self.rule.clone(),
+            category: self.category.clone(),
+            facility: self.facility.clone(),
+            locality: self.locality.clone(),
+            from: self.from,
+            to: self.to,
+            status,
+            min_amount,
+            entity_type: self.entity_type.clone(),
+            active_only: self.active,
+            limit: self.limit,
+        })
+    }
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ExportFormatArg {
+    Csv,
+    Xlsx,
+    Parquet,
+}
+
+#[derive(Subcommand)]
+enum CasesCmd {
+    /// Merge the output folder of `medaudit run` (findings, sample, evidence); idempotent.
+    Merge {
+        #[command(flatten)]
+        who: StoreArgs,
+        /// The run's output folder.
+        run: PathBuf,
+    },
+    /// List cases, largest amount at risk first.
+    List {
+        #[command(flatten)]
+        who: StoreArgs,
+        #[command(flatten)]
+        filter: FilterArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a case: the settlement, its fee lines, every finding with its evidence, the
+    /// person's other settlements that year, decisions and history.
+    Show {
+        #[command(flatten)]
+        who: StoreArgs,
+        /// A settlement id, a case number (C12), or facility:CODE / person:PSN_NO.
+        reference: String,
+        /// Show ID numbers and names in full (investigators only; needs --purpose; logged).
+        #[arg(long)]
+        unmasked: bool,
+        #[arg(long)]
+        purpose: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ReviewCmd {
+    /// Put a flagged case into the review by hand (it then has no inclusion probability).
+    Sample {
+        #[command(flatten)]
+        who: StoreArgs,
+        case: String,
+        #[arg(long)]
+        note: String,
+    },
+    /// Start reviewing sampled cases (the acting user becomes their reviewer).
+    Start {
+        #[command(flatten)]
+        who: StoreArgs,
+        #[arg(required = true)]
+        cases: Vec<String>,
+    },
+    /// Confirm a violation: the amount to deduct and the facts.
+    Confirm {
+        #[command(flatten)]
+        who: StoreArgs,
+        case: String,
+        /// Amount to deduct or recover, in yuan.
+        #[arg(long)]
+        amount: String,
+        /// The facts found (违规事实).
+        #[arg(long)]
+        note: String,
+        /// facility:CODE or person:PSN_NO (default: the facility for direct settlements,
+        /// the person for manual reimbursements).
+        #[arg(long)]
+        recover_from: Option<String>,
+        /// Date of the decision (default: today).
+        #[arg(long, value_parser = parse_date)]
+        date: Option<NaiveDate>,
+    },
+    /// Dismiss a case: not a violation.
+    Dismiss {
+        #[command(flatten)]
+        who: StoreArgs,
+        case: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Put a dismissed case back into review.
+    Reopen {
+        #[command(flatten)]
+        who: StoreArgs,
+        case: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Record a party's confirmation of a confirmed violation (insurer, agency, facility).
+    Confirmation {
+        #[command(flatten)]
+        who: StoreArgs,
+        case: String,
+        /// insurer, agency or facility.
+        #[arg(long)]
+        party: String,
+        /// The document recording it (letter number, minutes).
+        #[arg(long, default_value = "")]
+        reference: String,
+        #[arg(long, value_parser = parse_date)]
+        date: Option<NaiveDate>,
+    },
+    /// Record the facility's appeal (申诉) against a confirmed violation, before deduction.
+    Appeal {
+        #[command(flatten)]
+        who: StoreArgs,
+        case: String,
+        #[arg(long)]
+        reason: String,
+        #[arg(long, value_parser = parse_date)]
+        date: Option<NaiveDate>,
+    },
+    /// Record how an appeal ended: upheld, accepted, or adjusted with a new amount.
+    ResolveAppeal {
+        #[command(flatten)]
+        who: StoreArgs,
+        case: String,
+        #[arg(long, value_enum)]
+        outcome: AppealArg,
+        /// The new amount (yuan) for `adjusted`.
+        #[arg(long)]
+        amount: Option<String>,
+        #[arg(long)]
+        note: String,
+    },
+    /// Record one case as deducted from the facility's payment of a month.
+    Deduct {
+        #[command(flatten)]
+        who: StoreArgs,
+        case: String,
+        #[arg(long)]
+        month: String,
+    },
+    /// Record a manual reimbursement's amount as recovered from the person.
+    Recover {
+        #[command(flatten)]
+        who: StoreArgs,
+        case: String,
+        #[arg(long, value_parser = parse_date)]
+        date: Option<NaiveDate>,
+        #[arg(long, default_value = "")]
+        note: String,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum AppealArg {
+    Upheld,
+    Accepted,
+    Adjusted,
+}
+
+#[derive(Subcommand)]
+enum UsersCmd {
+    /// Create the first administrator of a new store (password from MEDAUDIT_PASSWORD or a
+    /// prompt).
+    Init {
+        #[arg(long, env = "MEDAUDIT_STORE")]
+        store: PathBuf,
+        #[arg(long, env = "MEDAUDIT_USER")]
+        user: String,
+    },
+    /// Add a user (administrators; the new password from MEDAUDIT_NEW_PASSWORD or a prompt).
+    Add {
+        #[command(flatten)]
+        who: StoreArgs,
+        name: String,
+        /// reviewer, investigator, admin (repeatable or comma-separated).
+        #[arg(long, required = true, value_delimiter = ',')]
+        role: Vec<String>,
+    },
+    /// List the users.
+    List {
+        #[command(flatten)]
+        who: StoreArgs,
+    },
+    /// Replace a user's roles.
+    Roles {
+        #[command(flatten)]
+        who: StoreArgs,
+        name: String,
+        #[arg(long, required = true, value_delimiter = ',')]
+        role: Vec<String>,
+    },
+    /// Disable a user.
+    Disable {
+        #[command(flatten)]
+        who: StoreArgs,
+        name: String,
+    },
+    /// Enable a disabled user.
+    Enable {
+        #[command(flatten)]
+        who: StoreArgs,
+        name: String,
+    },
+    /// Set a password (one's own, or anyone's for an administrator) from
+    /// MEDAUDIT_NEW_PASSWORD or a prompt.
+    Passwd {
+        #[command(flatten)]
+        who: StoreArgs,
+        name: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCmd {
+    /// Check the hash chain of the audit log; fails when an entry was changed.
+    Verify {
+        #[command(flatten)]
+        who: StoreArgs,
+    },
+    /// Show the latest entries, of all cases or of one.
+    Log {
+        #[command(flatten)]
+        who: StoreArgs,
+        #[arg(long)]
+        case: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
     },
 }
 
@@ -338,6 +714,89 @@ fn dispatch(cli: Cli) -> medaudit::Result<u8> {
             );
             Ok(0)
         }
+        Cmd::Cases { cmd } => cases_cmd(cmd),
+        Cmd::Review { cmd } => review_cmd(cmd),
+        Cmd::Deductions { who, month, record, json } => {
+            let (mut store, actor) = login(&who)?;
+            if record {
+                let done = store.record_deductions(&actor, &month)?;
+                eprintln!("已登记 {} 件扣款（{month}）", done.len());
+            }
+            let list = store.deductions(&actor, &month)?;
+            if json {
+                println!("{}", to_json(&list)?);
+            } else {
+                print!("{}", medaudit::cases::text::deduction_list(&list));
+            }
+            Ok(())
+        }
+        Cmd::Export { who, filter, out, format, unmasked, purpose } => {
+            let (store, actor) = login(&who)?;
+            let format = match format {
+                Some(ExportFormatArg::Csv) => medaudit::cases::ExportFormat::Csv,
+                Some(ExportFormatArg::Xlsx) => medaudit::cases::ExportFormat::Xlsx,
+                Some(ExportFormatArg::Parquet) => medaudit::cases::ExportFormat::Parquet,
+                None => medaudit::cases::ExportFormat::from_path(&out).ok_or_else(|| {
+                    medaudit::input_err!(
+                        "{}: give --format or a .csv, .xlsx or .parquet file name",
+                        out.display()
+                    )
+                })?,
+            };
+            let unmask =
+                unmask_purpose(unmasked, purpose)?.map(|purpose| medaudit::cases::Unmask { purpose });
+            let r = store.export(&actor, &filter.to_filter()?, &out, format, unmask.as_ref())?;
+            println!(
+                "已导出 {} 件案件到 {}（{}，{}），SHA-256 {}",
+                r.rows,
+                r.path.display(),
+                r.format.as_str(),
+                if r.masked { "证件号码和姓名已脱敏" } else { "未脱敏，已记入审计日志" },
+                r.sha256
+            );
+            Ok(())
+        }
+        Cmd::Estimate { who, run, confidence, json } => {
+            let (store, actor) = login(&who)?;
+            let e = store.estimate(&actor, run.as_deref(), confidence)?;
+            if json {
+                println!("{}", to_json(&e)?);
+            } else {
+                print!(
+                    "{}",
+                    medaudit::cases::text::estimate(&e, &medaudit::cases::text::Labels::load_default())
+                );
+            }
+            Ok(())
+        }
+        Cmd::Users { cmd } => users_cmd(cmd),
+        Cmd::Audit { cmd } => match cmd {
+            AuditCmd::Verify { who } => {
+                let (store, actor) = login(&who)?;
+                let r = store.verify_audit(&actor)?;
+                print!("{}", medaudit::cases::text::audit_report(&r));
+                if r.ok() { Ok(()) } else { Err(medaudit::other_err!("the audit log does not verify")) }
+            }
+            AuditCmd::Log { who, case, limit } => {
+                let (store, actor) = login(&who)?;
+                let case = match case {
+                    Some(c) => Some(store.resolve(&medaudit::cases::CaseRef::parse(&c))?),
+                    None => None,
+                };
+                for e in store.audit_entries(&actor, case, limit)? {
+                    println!(
+                        "{} {} {} {} {}{}",
+                        e.seq,
+                        e.at,
+                        e.user,
+                        e.action,
+                        e.case_id.map(|c| format!("C{c} ")).unwrap_or_default(),
+                        e.detail
+                    );
+                }
+                Ok(())
+            }
+        },
         Cmd::Rules { cmd, rules_config } => {
             let rules = medaudit::engine::RuleSet::load_default()?;
             let config = match rules_config {
@@ -392,4 +851,236 @@ fn nightly_outcome(o: medaudit::nightly::Outcome) -> u8 {
             3
         }
     }
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> medaudit::Result<String> {
+    serde_json::to_string_pretty(v).map_err(|e| medaudit::other_err!("writing JSON: {e}"))
+}
+
+/// A password from the environment variable `var`, else prompted (twice when `confirm`).
+fn password(var: &str, prompt: &str, confirm: bool) -> medaudit::Result<String> {
+    if let Ok(p) = std::env::var(var) {
+        return Ok(p);
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(medaudit::input_err!("no password: set {var} or run in a terminal"));
+    }
+    let p =
+        rpassword::prompt_password(prompt).map_err(|e| medaudit::other_err!("reading the password: {e}"))?;
+    if confirm {
+        let again = rpassword::prompt_password("再次输入密码: ")
+            .map_err(|e| medaudit::other_err!("reading the password: {e}"))?;
+        if again != p {
+            return Err(medaudit::input_err!("the two passwords differ"));
+        }
+    }
+    Ok(p)
+}
+
+/// Opens the store and logs the acting user in.
+fn login(who: &StoreArgs) -> medaudit::Result<(medaudit::cases::Store, medaudit::cases::Actor)> {
+    let store = medaudit::cases::Store::open(&who.store)?;
+    if !store.has_users()? {
+        return Err(medaudit::input_err!(
+            "the case store {} has no users yet: create the first administrator with `medaudit users init`",
+            who.store.display()
+        ));
+    }
+    let pw = password("MEDAUDIT_PASSWORD", &format!("{} 的密码: ", who.user), false)?;
+    let actor = store.login(&who.user, &pw)?;
+    Ok((store, actor))
+}
+
+fn unmask_purpose(unmasked: bool, purpose: Option<String>) -> medaudit::Result<Option<String>> {
+    match (unmasked, purpose) {
+        (true, Some(p)) if !p.trim().is_empty() => Ok(Some(p)),
+        (true, _) => Err(medaudit::input_err!("--unmasked needs --purpose: why the full data is needed")),
+        (false, Some(_)) => Err(medaudit::input_err!("--purpose is only for --unmasked")),
+        (false, None) => Ok(None),
+    }
+}
+
+fn case_id(store: &medaudit::cases::Store, reference: &str) -> medaudit::Result<i64> {
+    Ok(store.resolve(&medaudit::cases::CaseRef::parse(reference))?)
+}
+
+fn parse_amount(s: &str) -> medaudit::Result<rust_decimal::Decimal> {
+    s.trim().parse().map_err(|_| medaudit::input_err!("`{s}` is not an amount in yuan"))
+}
+
+fn cases_cmd(cmd: CasesCmd) -> medaudit::Result<()> {
+    use medaudit::cases::text;
+    match cmd {
+        CasesCmd::Merge { who, run } => {
+            let (mut store, actor) = login(&who)?;
+            let r = store.merge_run(&actor, &run)?;
+            print!("{}", text::merge_report(&r));
+        }
+        CasesCmd::List { who, filter, json } => {
+            let (store, actor) = login(&who)?;
+            let rows = store.list(&actor, &filter.to_filter()?)?;
+            if json {
+                println!("{}", to_json(&rows)?);
+            } else {
+                print!("{}", text::case_list(&rows));
+            }
+        }
+        CasesCmd::Show { who, reference, unmasked, purpose, json } => {
+            let (store, actor) = login(&who)?;
+            let purpose = unmask_purpose(unmasked, purpose)?;
+            let d = store.show(&actor, &medaudit::cases::CaseRef::parse(&reference), purpose.as_deref())?;
+            if json {
+                println!("{}", to_json(&d)?);
+            } else {
+                print!("{}", text::case_detail(&d, &text::Labels::load_default()));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn review_cmd(cmd: ReviewCmd) -> medaudit::Result<()> {
+    use medaudit::cases::{AppealOutcome, Confirmation, RecoverFrom, Status};
+    let done = |case: &str, s: Status| println!("案件 {case}：{}", s.label());
+    match cmd {
+        ReviewCmd::Sample { who, case, note } => {
+            let (mut store, actor) = login(&who)?;
+            let id = case_id(&store, &case)?;
+            done(&case, store.sample_case(&actor, id, &note)?);
+        }
+        ReviewCmd::Start { who, cases } => {
+            let (mut store, actor) = login(&who)?;
+            for case in &cases {
+                let id = case_id(&store, case)?;
+                done(case, store.start_review(&actor, id)?);
+            }
+        }
+        ReviewCmd::Confirm { who, case, amount, note, recover_from, date } => {
+            let (mut store, actor) = login(&who)?;
+            let id = case_id(&store, &case)?;
+            let rf = match recover_from.as_deref() {
+                None => None,
+                Some(s) => Some(match s.split_once(':') {
+                    Some(("facility", c)) if !c.is_empty() => RecoverFrom::Facility(c.to_string()),
+                    Some(("person", p)) if !p.is_empty() => RecoverFrom::Person(p.to_string()),
+                    _ => {
+                        return Err(medaudit::input_err!(
+                            "--recover-from is facility:CODE or person:PSN_NO, not `{s}`"
+                        ));
+                    }
+                }),
+            };
+            done(&case, store.confirm(&actor, id, parse_amount(&amount)?, &note, rf, date)?);
+        }
+        ReviewCmd::Dismiss { who, case, reason } => {
+            let (mut store, actor) = login(&who)?;
+            let id = case_id(&store, &case)?;
+            done(&case, store.dismiss(&actor, id, &reason)?);
+        }
+        ReviewCmd::Reopen { who, case, reason } => {
+            let (mut store, actor) = login(&who)?;
+            let id = case_id(&store, &case)?;
+            done(&case, store.reopen(&actor, id, &reason)?);
+        }
+        ReviewCmd::Confirmation { who, case, party, reference, date } => {
+            let (mut store, actor) = login(&who)?;
+            let id = case_id(&store, &case)?;
+            let c = Confirmation { party: party.parse()?, date, reference };
+            done(&case, store.record_confirmation(&actor, id, &c)?);
+        }
+        ReviewCmd::Appeal { who, case, reason, date } => {
+            let (mut store, actor) = login(&who)?;
+            let id = case_id(&store, &case)?;
+            done(&case, store.appeal(&actor, id, &reason, date)?);
+        }
+        ReviewCmd::ResolveAppeal { who, case, outcome, amount, note } => {
+            let (mut store, actor) = login(&who)?;
+            let id = case_id(&store, &case)?;
+            let outcome = match (outcome, amount) {
+                (AppealArg::Upheld, None) => AppealOutcome::Upheld,
+                (AppealArg::Accepted, None) => AppealOutcome::Accepted,
+                (AppealArg::Adjusted, Some(a)) => AppealOutcome::Adjusted(parse_amount(&a)?),
+                (AppealArg::Adjusted, None) => {
+                    return Err(medaudit::input_err!("--outcome adjusted needs --amount"));
+                }
+                (_, Some(_)) => return Err(medaudit::input_err!("--amount is only for --outcome adjusted")),
+            };
+            done(&case, store.resolve_appeal(&actor, id, outcome, &note)?);
+        }
+        ReviewCmd::Deduct { who, case, month } => {
+            let (mut store, actor) = login(&who)?;
+            let id = case_id(&store, &case)?;
+            done(&case, store.deduct(&actor, id, &month)?);
+        }
+        ReviewCmd::Recover { who, case, date, note } => {
+            let (mut store, actor) = login(&who)?;
+            let id = case_id(&store, &case)?;
+            done(&case, store.recover(&actor, id, date, &note)?);
+        }
+    }
+    Ok(())
+}
+
+fn roles(list: &[String]) -> medaudit::Result<Vec<medaudit::cases::Role>> {
+    list.iter().map(|r| r.parse::<medaudit::cases::Role>().map_err(Into::into)).collect()
+}
+
+fn users_cmd(cmd: UsersCmd) -> medaudit::Result<()> {
+    match cmd {
+        UsersCmd::Init { store, user } => {
+            let mut s = medaudit::cases::Store::open(&store)?;
+            if s.has_users()? {
+                return Err(medaudit::input_err!(
+                    "the case store {} already has users: an administrator adds more with `medaudit users add`",
+                    store.display()
+                ));
+            }
+            let pw = password("MEDAUDIT_PASSWORD", &format!("{user} 的新密码: "), true)?;
+            s.init_admin(&user, &pw)?;
+            println!("已创建管理员 {user}（案件库 {}）", store.display());
+        }
+        UsersCmd::Add { who, name, role } => {
+            let (mut s, actor) = login(&who)?;
+            let roles = roles(&role)?;
+            let pw = password("MEDAUDIT_NEW_PASSWORD", &format!("{name} 的新密码: "), true)?;
+            s.add_user(&actor, &name, &roles, &pw)?;
+            println!("已添加用户 {name}（{}）", role.join(","));
+        }
+        UsersCmd::List { who } => {
+            let (s, actor) = login(&who)?;
+            for u in s.users(&actor)? {
+                println!(
+                    "{}  {}  {}  {} {}",
+                    u.name,
+                    u.roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(","),
+                    if u.active { "启用" } else { "停用" },
+                    u.created_at,
+                    u.created_by
+                );
+            }
+        }
+        UsersCmd::Roles { who, name, role } => {
+            let (mut s, actor) = login(&who)?;
+            s.set_roles(&actor, &name, &roles(&role)?)?;
+            println!("用户 {name} 的角色：{}", role.join(","));
+        }
+        UsersCmd::Disable { who, name } => {
+            let (mut s, actor) = login(&who)?;
+            s.set_active(&actor, &name, false)?;
+            println!("已停用用户 {name}");
+        }
+        UsersCmd::Enable { who, name } => {
+            let (mut s, actor) = login(&who)?;
+            s.set_active(&actor, &name, true)?;
+            println!("已启用用户 {name}");
+        }
+        UsersCmd::Passwd { who, name } => {
+            let (mut s, actor) = login(&who)?;
+            let name = name.unwrap_or_else(|| actor.name.clone());
+            let pw = password("MEDAUDIT_NEW_PASSWORD", &format!("{name} 的新密码: "), true)?;
+            s.set_password(&actor, &name, &pw)?;
+            println!("已设置 {name} 的密码");
+        }
+    }
+    Ok(())
 }

@@ -2,6 +2,7 @@
 #![allow(clippy::type_complexity)]
 
 mod benefit_tests;
+mod cases_tests;
 mod common;
 mod e2e_tests;
 mod gen_tests;
