@@ -714,8 +714,8 @@ fn dispatch(cli: Cli) -> medaudit::Result<u8> {
             );
             Ok(0)
         }
-        Cmd::Cases { cmd } => cases_cmd(cmd),
-        Cmd::Review { cmd } => review_cmd(cmd),
+        Cmd::Cases { cmd } => cases_cmd(cmd).map(|()| 0),
+        Cmd::Review { cmd } => review_cmd(cmd).map(|()| 0),
         Cmd::Deductions { who, month, record, json } => {
             let (mut store, actor) = login(&who)?;
             if record {
@@ -728,7 +728,7 @@ fn dispatch(cli: Cli) -> medaudit::Result<u8> {
             } else {
                 print!("{}", medaudit::cases::text::deduction_list(&list));
             }
-            Ok(())
+            Ok(0)
         }
         Cmd::Export { who, filter, out, format, unmasked, purpose } => {
             let (store, actor) = login(&who)?;
@@ -754,7 +754,7 @@ fn dispatch(cli: Cli) -> medaudit::Result<u8> {
                 if r.masked { "证件号码和姓名已脱敏" } else { "未脱敏，已记入审计日志" },
                 r.sha256
             );
-            Ok(())
+            Ok(0)
         }
         Cmd::Estimate { who, run, confidence, json } => {
             let (store, actor) = login(&who)?;
@@ -767,15 +767,15 @@ fn dispatch(cli: Cli) -> medaudit::Result<u8> {
                     medaudit::cases::text::estimate(&e, &medaudit::cases::text::Labels::load_default())
                 );
             }
-            Ok(())
+            Ok(0)
         }
-        Cmd::Users { cmd } => users_cmd(cmd),
+        Cmd::Users { cmd } => users_cmd(cmd).map(|()| 0),
         Cmd::Audit { cmd } => match cmd {
             AuditCmd::Verify { who } => {
                 let (store, actor) = login(&who)?;
                 let r = store.verify_audit(&actor)?;
                 print!("{}", medaudit::cases::text::audit_report(&r));
-                if r.ok() { Ok(()) } else { Err(medaudit::other_err!("the audit log does not verify")) }
+                if r.ok() { Ok(0) } else { Err(medaudit::other_err!("the audit log does not verify")) }
             }
             AuditCmd::Log { who, case, limit } => {
                 let (store, actor) = login(&who)?;
@@ -794,7 +794,7 @@ fn dispatch(cli: Cli) -> medaudit::Result<u8> {
                         e.detail
                     );
                 }
-                Ok(())
+                Ok(0)
             }
         },
         Cmd::Rules { cmd, rules_config } => {

@@ -519,7 +519,9 @@ async fn night_async(opts: &NightlyOptions) -> Result<Outcome> {
         kb_dirs: s.kb_dirs.clone(),
         codes: s.codes_path.clone(),
     };
-    let ctx = engine::session(&tables).await?;
+    // The whole history is scanned here: the same memory pool and spill folder as `medaudit run`.
+    let engine_opts = engine::EngineOptions { spill_dir: Some(work.join("spill")), ..Default::default() };
+    let ctx = engine::session_with(&tables, &engine_opts).await?;
     let mut global_cfg = s.rule_config.clone();
     for r in &s.rules.rules {
         if !s.whole_history_rules.contains(&r.id) {
@@ -530,7 +532,7 @@ async fn night_async(opts: &NightlyOptions) -> Result<Outcome> {
     timings.insert("whole_history_rules".into(), t.elapsed().as_secs_f64());
     let ts = Instant::now();
     let stats_cfg = crate::stats::StatsConfig::load_default()?;
-    let stats = crate::stats::run(&ctx, &stats_cfg).await?;
+    let stats = crate::stats::run(&ctx, &stats_cfg, &global.findings).await?;
     timings.insert("statistics".into(), ts.elapsed().as_secs_f64());
     let examined_setl = crate::run::count_rows(&ctx, "setl").await?;
     let examined_fee = crate::run::count_rows(&ctx, "fee").await?;
@@ -738,6 +740,7 @@ async fn night_async(opts: &NightlyOptions) -> Result<Outcome> {
         deadline_json,
         sample: &sample,
         undecided,
+        runtime: engine_opts.describe(),
         timings,
         outputs,
         checks: &checks,
@@ -896,6 +899,7 @@ struct ManifestParts<'a> {
     timings: BTreeMap<String, f64>,
     outputs: Vec<String>,
     checks: &'a [RecordBatch],
+    runtime: serde_json::Value,
 }
 
 /// The night's `manifest.json`: the same sections as `medaudit run`'s, over the store's
@@ -983,6 +987,7 @@ fn build_manifest(p: ManifestParts) -> Result<Manifest> {
         "reaudited_tonight": p.sub.map(|s| s.manifest.benefit.clone()),
     });
     Ok(Manifest {
+        runtime: p.runtime,
         run_id: p.run_id.to_string(),
         engine: manifest::EngineInfo {
             name: "medaudit".into(),
