@@ -299,6 +299,7 @@ fn scrub(v: &mut serde_json::Value) {
                 "store",
                 "inbox",
                 "folder",
+                "spill",
             ] {
                 m.remove(k);
             }
