@@ -128,6 +128,9 @@ enum Cmd {
         /// Rule configuration (TOML): disabled rules, parameters, extra rule folders.
         #[arg(long)]
         rules_config: Option<PathBuf>,
+        /// Case store folder (see `medaudit cases`) into which the night's findings are merged.
+        #[arg(long)]
+        cases: Option<PathBuf>,
     },
     /// Check an input folder against the data contract and report, without auditing.
     Validate {
@@ -654,6 +657,7 @@ fn dispatch(cli: Cli) -> medaudit::Result<u8> {
             mapping,
             encoding,
             rules_config,
+            cases,
         } => {
             let opts = medaudit::nightly::NightlyOptions {
                 inbox,
@@ -668,6 +672,7 @@ fn dispatch(cli: Cli) -> medaudit::Result<u8> {
                 mapping,
                 encoding: encoding.into(),
                 rules_config,
+                cases,
                 log: Some(logger()),
             };
             Ok(nightly_outcome(medaudit::nightly::nightly(&opts)?))

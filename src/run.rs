@@ -183,6 +183,8 @@ pub(crate) async fn run_async(opts: &RunOptions) -> Result<RunSummary> {
         engine_opts.memory_limit = limit;
     }
     let ctx = engine::session_with(&tables, &engine_opts).await?;
+    let views_dir = dir.join("views");
+    engine::materialize_views(&ctx, &views_dir).await?;
     let rules_out = engine::run_rules(&ctx, &rules, &rule_config, &run_id).await?;
     timings.insert("rules".to_string(), t.elapsed().as_secs_f64());
     let t = Instant::now();
@@ -201,6 +203,7 @@ pub(crate) async fn run_async(opts: &RunOptions) -> Result<RunSummary> {
     // The session owns the spill files: end it and remove their folder before publishing.
     drop(ctx);
     let _ = std::fs::remove_dir_all(&spill_dir);
+    let _ = std::fs::remove_dir_all(&views_dir);
 
     // 3. Benefit recalculation and payment deadlines.
     let t = Instant::now();

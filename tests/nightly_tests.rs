@@ -327,8 +327,17 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 fn run_bin(inbox: &Path, store: &Path, fail_at: Option<&str>) -> std::process::Output {
+    run_bin_with(inbox, store, fail_at, &[])
+}
+
+fn run_bin_with(
+    inbox: &Path,
+    store: &Path,
+    fail_at: Option<&str>,
+    extra: &[&std::ffi::OsStr],
+) -> std::process::Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_medaudit"));
-    c.args(["nightly", "--inbox"]).arg(inbox).arg("--store").arg(store);
+    c.args(["nightly", "--inbox"]).arg(inbox).arg("--store").arg(store).args(extra);
     if let Some(stage) = fail_at {
         c.env("MEDAUDIT_FAIL_AT", stage).env("MEDAUDIT_FAIL_MODE", "abort");
     } else {
@@ -672,4 +681,81 @@ fn nightly_cost_follows_the_delta() {
     let (b, sb) = findings(&root.join("full-out"));
     assert_same_rows("findings", &a, &b);
     assert_same_rows("statistical findings", &sa, &sb);
+}
+
+/// What the case store holds, without times: (cases, finding parts, merged runs).
+fn case_store_contents(
+    dir: &Path,
+) -> (Vec<(String, String, String, i64)>, Vec<(String, String, i64, String)>, i64) {
+    let store = medaudit::cases::Store::open(dir).unwrap();
+    let c = store.connection();
+    let cases = c
+        .prepare("SELECT entity_type, entity_id, status, amount_cents FROM cases ORDER BY 1, 2")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let findings = c
+        .prepare("SELECT rule_id, setl_id, amount_cents, status FROM findings ORDER BY 1, 2")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let runs: i64 = c.query_row("SELECT COUNT(*) FROM runs", [], |r| r.get(0)).unwrap();
+    (cases, findings, runs)
+}
+
+#[test]
+fn each_night_merges_into_the_case_store_once_even_when_killed() {
+    let tmp = tempdir();
+    let raw = Raw::generate(&tmp.path().join("gen"), 450, 78, true);
+    let nights = raw.nights(2);
+    let inbox = tmp.path().join("inbox");
+    raw.write_night(&nights, 0, &inbox.join("d1"));
+    let (store, cases) = (tmp.path().join("store"), tmp.path().join("cases"));
+    let with_cases = [std::ffi::OsStr::new("--cases"), cases.as_os_str()];
+    let out = run_bin_with(&inbox, &store, None, &with_cases);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (c1, f1, runs1) = case_store_contents(&cases);
+    assert!(!c1.is_empty() && !f1.is_empty(), "night 1 flagged nothing into the case store");
+    assert_eq!(runs1, 1);
+    // The night's findings file and the case store agree: every flagged settlement has a finding part.
+    let night1 = store.join("runs/night-000001/findings.parquet");
+    let file = std::fs::File::open(&night1).unwrap();
+    let batches: Vec<RecordBatch> =
+        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+            .unwrap()
+            .build()
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+    let setls: BTreeSet<String> = batches
+        .iter()
+        .flat_map(|b| {
+            let a = b.column_by_name("setl_id").unwrap().as_string::<i32>().clone();
+            (0..a.len()).map(move |i| a.value(i).to_string()).collect::<Vec<_>>()
+        })
+        .collect();
+    let merged: BTreeSet<String> = f1.iter().map(|f| f.1.clone()).collect();
+    assert_eq!(merged, setls);
+
+    // Night 2 killed after the merge into the case store and before the catalogue commits,
+    // then run again: the same case store as an uninterrupted night 2.
+    raw.write_night(&nights, 1, &inbox.join("d2"));
+    let (store2, cases2) = (tmp.path().join("store2"), tmp.path().join("cases2"));
+    copy_dir(&store, &store2);
+    copy_dir(&cases, &cases2);
+    let with_cases2 = [std::ffi::OsStr::new("--cases"), cases2.as_os_str()];
+    let out = run_bin_with(&inbox, &store2, None, &with_cases2);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let killed = run_bin_with(&inbox, &store, Some("nightly_cases_merged"), &with_cases);
+    assert!(!killed.status.success());
+    let again = run_bin_with(&inbox, &store, None, &with_cases);
+    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+    let want = case_store_contents(&cases2);
+    let got = case_store_contents(&cases);
+    assert_eq!(want.2, 2, "two nights, two merged runs");
+    assert_eq!(got, want);
 }

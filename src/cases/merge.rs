@@ -194,7 +194,9 @@ fn file_sha256(path: &Path) -> CaseResult<String> {
     Ok(hex(&Sha256::digest(&bytes)))
 }
 
-fn read_findings(path: &Path, run_id: &str) -> CaseResult<Vec<FRow>> {
+/// `run_id`: the run whose output this is; `None` for the nightly audit's output, which holds
+/// the findings of the whole history, each with the run (night) that first found it.
+fn read_findings(path: &Path, run_id: Option<&str>) -> CaseResult<Vec<FRow>> {
     let batches = crate::output::read_parquet(path)?;
     let mut out = Vec::new();
     for b in &batches {
@@ -228,7 +230,10 @@ fn read_findings(path: &Path, run_id: &str) -> CaseResult<Vec<FRow>> {
             if a.is_null(r) { String::new() } else { a.value(r).to_string() }
         };
         for r in 0..b.num_rows() {
-            if !run.is_null(r) && run.value(r) != run_id {
+            if let Some(run_id) = run_id
+                && !run.is_null(r)
+                && run.value(r) != run_id
+            {
                 return Err(engine_err(
                     &path.display().to_string(),
                     format!("row of run {} in the output of run {run_id}", run.value(r)),
@@ -355,13 +360,12 @@ impl Drop for TempDir {
 }
 
 async fn select_evidence(
-    run_dir: &Path,
+    data: &Path,
     tmp: &Path,
     case_setls: &BTreeSet<String>,
     candidates: &BTreeSet<String>,
 ) -> CaseResult<Evidence> {
-    let data = run_dir.join("data");
-    let tables = crate::engine::Tables::new(data, None);
+    let tables = crate::engine::Tables::new(data.to_path_buf(), None);
     let ctx: SessionContext = crate::engine::session(&tables).await?;
     let ids: Vec<&str> = case_setls.iter().chain(candidates).map(String::as_str).collect();
     let flags: Vec<bool> = case_setls.iter().map(|_| true).chain(candidates.iter().map(|_| false)).collect();
@@ -384,7 +388,7 @@ async fn select_evidence(
         async move {
             let df = ctx.sql(&sql).await.map_err(|e| Error::df("selecting case evidence", e))?;
             let b = df.collect().await.map_err(|e| Error::df("selecting case evidence", e))?;
-            Ok::<_, CaseError>(rows_as_text(&b)?)
+            rows_as_text(&b)
         }
     };
     let mut ev = Evidence {
@@ -448,6 +452,20 @@ impl Store {
     /// Runs a DataFusion query on a runtime of its own: from async code, call it inside
     /// `spawn_blocking`.
     pub fn merge_run(&mut self, actor: &Actor, output_dir: &Path) -> CaseResult<MergeReport> {
+        self.merge_output(actor, output_dir, &output_dir.join("data"), false)
+    }
+
+    /// [`Store::merge_run`] for an output folder whose input data lie elsewhere: the nightly
+    /// audit's output reads the history store's current view (`data_dir` holds the contract's
+    /// tables as Parquet, as a run's `data/` does), and whose findings are the state of the
+    /// whole history (`whole_history`: rows first found by earlier nights are part of it).
+    pub fn merge_output(
+        &mut self,
+        actor: &Actor,
+        output_dir: &Path,
+        data_dir: &Path,
+        whole_history: bool,
+    ) -> CaseResult<MergeReport> {
         actor.require(Permission::Merge)?;
         let info = read_manifest(output_dir)?;
         let mut report = MergeReport { run_id: info.run_id.clone(), ..Default::default() };
@@ -462,7 +480,8 @@ impl Store {
         }
         let findings_path = output_dir.join("findings.parquet");
         let findings_sha = file_sha256(&findings_path)?;
-        let findings = aggregate(read_findings(&findings_path, &info.run_id)?);
+        let findings =
+            aggregate(read_findings(&findings_path, (!whole_history).then_some(info.run_id.as_str()))?);
         let sample = read_sample(&output_dir.join("review_sample.csv"))?;
         report.findings_read = findings.iter().map(|f| f.rows).sum();
         report.sample_rows = sample.len();
@@ -501,7 +520,7 @@ impl Store {
             .enable_all()
             .build()
             .map_err(|e| engine_err("starting the query runtime", e))?;
-        let ev = rt.block_on(select_evidence(output_dir, &tmp.0, &case_setls, &candidates))?;
+        let ev = rt.block_on(select_evidence(data_dir, &tmp.0, &case_setls, &candidates))?;
         drop(rt);
         let benefit = read_benefit(output_dir, &case_setls)?;
 

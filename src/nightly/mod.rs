@@ -67,6 +67,7 @@ pub const FAULT_STAGES: &[&str] = &[
     "nightly_merged",
     "nightly_output",
     "nightly_published",
+    "nightly_cases_merged",
     "nightly_committed",
 ];
 
@@ -89,6 +90,8 @@ pub struct NightlyOptions {
     pub mapping: Option<PathBuf>,
     pub encoding: EncodingChoice,
     pub rules_config: Option<PathBuf>,
+    /// A case store (`medaudit cases`) into which each night's findings are merged.
+    pub cases: Option<PathBuf>,
     pub log: Option<Logger>,
 }
 
@@ -522,6 +525,7 @@ async fn night_async(opts: &NightlyOptions) -> Result<Outcome> {
     // The whole history is scanned here: the same memory pool and spill folder as `medaudit run`.
     let engine_opts = engine::EngineOptions { spill_dir: Some(work.join("spill")), ..Default::default() };
     let ctx = engine::session_with(&tables, &engine_opts).await?;
+    engine::materialize_views(&ctx, &work.join("views")).await?;
     let mut global_cfg = s.rule_config.clone();
     for r in &s.rules.rules {
         if !s.whole_history_rules.contains(&r.id) {
@@ -751,10 +755,31 @@ async fn night_async(opts: &NightlyOptions) -> Result<Outcome> {
     log(opts, &format!("published {}", out.display()));
     fault("nightly_published")?;
 
-    // CASE STORE MERGE (issue 8) goes here, once `crate::cases` exists:
-    //     crate::cases::Store::open(&case_store_dir)?.merge_run(&out)?;
-    // After the output is published and before the catalogue commits: a night killed in
-    // between merges again on its re-run, so merge_run must be idempotent (issue 8 requires it).
+    // The night's findings into the case store, after the output is published and before the
+    // catalogue commits: a night killed in between merges again on its re-run, which the case
+    // store's merge (keyed by run id) makes a no-op.
+    if let Some(cases_dir) = &opts.cases {
+        let (cases_dir, out_dir, view) = (cases_dir.clone(), out.clone(), work.join("view"));
+        let r = tokio::task::spawn_blocking(move || -> Result<crate::cases::MergeReport> {
+            let mut store = crate::cases::Store::open(&cases_dir)?;
+            let actor = crate::cases::Actor::system("nightly", &[crate::cases::Role::Admin]);
+            Ok(store.merge_output(&actor, &out_dir, &view, true)?)
+        })
+        .await
+        .map_err(|e| crate::other_err!("merging into the case store: {e}"))??;
+        log(
+            opts,
+            &format!(
+                "case store: {} new cases, {} new and {} updated findings, {} no longer flagged{}",
+                r.new_cases,
+                r.new_findings,
+                r.updated_findings,
+                r.no_longer_flagged,
+                if r.already_merged { " (already merged)" } else { "" }
+            ),
+        );
+    }
+    fault("nightly_cases_merged")?;
 
     entry.committed_at = chrono::Utc::now().to_rfc3339();
     for f in file_entries {
