@@ -33,7 +33,7 @@
 //! ```no_run
 //! # fn main() -> Result<(), medaudit::cases::CaseError> {
 //! use medaudit::cases::{Filter, Store};
-//! let store = Store::open("cases".as_ref())?;
+//! let mut store = Store::open("cases".as_ref())?;
 //! let admin = store.login("admin", "a long password")?;
 //! let report = store.merge_run(&admin, "out/sample".as_ref())?;
 //! println!("{} new cases", report.new_cases);
