@@ -534,9 +534,50 @@ async fn night_async(opts: &NightlyOptions) -> Result<Outcome> {
     }
     let global = engine::run_rules(&ctx, &s.rules, &global_cfg, &run_id).await?;
     timings.insert("whole_history_rules".into(), t.elapsed().as_secs_f64());
+    // The findings kept from earlier nights and those of tonight's re-audit (the whole-history
+    // rules' come from `global`).
+    let wh = &s.whole_history_rules;
+    let fschema = schema::findings_schema();
+    let old_findings = match &cat.state.findings {
+        Some(p) => store::read_file(&store_dir, p)?,
+        None => Vec::new(),
+    };
+    let mut merged = Vec::new();
+    for b in &old_findings {
+        let ids = store::texts(b, "setl_id")?;
+        let psn = store::texts(b, "psn_no")?;
+        let rule = store::texts(b, "rule_id")?;
+        let cat_ = store::texts(b, "category")?;
+        let keep: Vec<bool> = (0..b.num_rows())
+            .map(|i| {
+                !is_whole_history(&rule[i], &cat_[i], wh)
+                    && !setl_ids.contains(&ids[i])
+                    && !person_set.contains(&psn[i])
+            })
+            .collect();
+        merged.push(store::filter_rows(b, &keep)?);
+    }
+    if let Some(sub) = &sub {
+        for b in &sub.findings {
+            let rule = store::texts(b, "rule_id")?;
+            let cat_ = store::texts(b, "category")?;
+            let keep: Vec<bool> =
+                (0..b.num_rows()).map(|i| !is_whole_history(&rule[i], &cat_[i], wh)).collect();
+            merged.push(store::filter_rows(b, &keep)?);
+        }
+    }
+    // The statistics that weigh rule findings (STA004) see those of the SQL rules over the
+    // whole history, as in a full run.
+    let sql_rules: HashSet<&str> = s.rules.rules.iter().map(|r| r.id.as_str()).collect();
+    let mut rule_findings = Vec::new();
+    for b in merged.iter().chain(global.findings.iter()) {
+        let rule = store::texts(b, "rule_id")?;
+        let keep: Vec<bool> = rule.iter().map(|r| sql_rules.contains(r.as_str())).collect();
+        rule_findings.push(store::filter_rows(b, &keep)?);
+    }
     let ts = Instant::now();
     let stats_cfg = crate::stats::StatsConfig::load_default()?;
-    let stats = crate::stats::run(&ctx, &stats_cfg, &global.findings).await?;
+    let stats = crate::stats::run(&ctx, &stats_cfg, &rule_findings).await?;
     timings.insert("statistics".into(), ts.elapsed().as_secs_f64());
     let examined_setl = crate::run::count_rows(&ctx, "setl").await?;
     let examined_fee = crate::run::count_rows(&ctx, "fee").await?;
@@ -584,36 +625,6 @@ async fn night_async(opts: &NightlyOptions) -> Result<Outcome> {
 
     // 8. Merge into the current results; the sample over every settlement.
     let t = Instant::now();
-    let wh = &s.whole_history_rules;
-    let fschema = schema::findings_schema();
-    let old_findings = match &cat.state.findings {
-        Some(p) => store::read_file(&store_dir, p)?,
-        None => Vec::new(),
-    };
-    let mut merged = Vec::new();
-    for b in &old_findings {
-        let ids = store::texts(b, "setl_id")?;
-        let psn = store::texts(b, "psn_no")?;
-        let rule = store::texts(b, "rule_id")?;
-        let cat_ = store::texts(b, "category")?;
-        let keep: Vec<bool> = (0..b.num_rows())
-            .map(|i| {
-                !is_whole_history(&rule[i], &cat_[i], wh)
-                    && !setl_ids.contains(&ids[i])
-                    && !person_set.contains(&psn[i])
-            })
-            .collect();
-        merged.push(store::filter_rows(b, &keep)?);
-    }
-    if let Some(sub) = &sub {
-        for b in &sub.findings {
-            let rule = store::texts(b, "rule_id")?;
-            let cat_ = store::texts(b, "category")?;
-            let keep: Vec<bool> =
-                (0..b.num_rows()).map(|i| !is_whole_history(&rule[i], &cat_[i], wh)).collect();
-            merged.push(store::filter_rows(b, &keep)?);
-        }
-    }
     merged.extend(global.findings.iter().cloned());
     merged.push(findings::to_batch(&rust_findings, &run_id)?);
     let all_findings: Vec<RecordBatch> =
