@@ -152,7 +152,7 @@ impl Table {
 
     /// The 合计 row: money and count columns summed, the first column `合计`.
     pub fn totals(&self) -> Option<Vec<Cell>> {
-        if !self.total {
+        if !self.total || self.rows.is_empty() {
             return None;
         }
         let mut out = vec![Cell::Empty; self.columns.len()];
@@ -934,7 +934,7 @@ async fn deadline_compliance(c: &Context<'_>, p: &Period) -> Result<(Table, Char
         t.rows.push(vec![
             Cell::text(f.map(fund_label).unwrap_or("未知险种")),
             Cell::text(chnl_label(&chnl)),
-            days.map_or(Cell::Empty, |d| Cell::Int(d as i64)),
+            days.map_or(Cell::Empty, |d| Cell::Text(d.to_string())),
             Cell::Int(v.due),
             Cell::Int(v.on_time),
             Cell::Int(v.late_paid),
