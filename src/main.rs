@@ -1161,7 +1161,9 @@ fn report_cmd(kind: ReportKindCmd, a: ReportArgs) -> medaudit::Result<()> {
     let source = match a.history {
         Some(s) => Source::Store(s),
         None if a.run.is_empty() => {
-            return Err(medaudit::input_err!("give the data: --run DIR (output of `medaudit run`) or --history STORE"));
+            return Err(medaudit::input_err!(
+                "give the data: --run DIR (output of `medaudit run`) or --history STORE"
+            ));
         }
         None => Source::Runs(a.run),
     };
@@ -1181,7 +1183,10 @@ fn report_cmd(kind: ReportKindCmd, a: ReportArgs) -> medaudit::Result<()> {
     let (x, h) = report::file_names(&r);
     println!("{}", r.title);
     match r.due.due {
-        Some(d) => println!("报送截止日 {d}{}", if r.due.note.is_empty() { String::new() } else { format!("（{}）", r.due.note) }),
+        Some(d) => println!(
+            "报送截止日 {d}{}",
+            if r.due.note.is_empty() { String::new() } else { format!("（{}）", r.due.note) }
+        ),
         None => println!("报送截止日 未定（{}）", r.due.note),
     }
     println!("{}\n{}", dir.join(x).display(), dir.join(h).display());

@@ -124,10 +124,9 @@ fn opts(period: Period, with_cases: bool) -> ReportOptions {
 /// Reads a CSV written by the generator into maps of its columns.
 fn read_csv(path: &Path) -> Vec<BTreeMap<String, String>> {
     let mut r = csv::Reader::from_path(path).unwrap();
-    let h: Vec<String> = r.headers().unwrap().iter().map(|s| s.trim_start_matches('\u{feff}').to_string()).collect();
-    r.records()
-        .map(|rec| h.iter().cloned().zip(rec.unwrap().iter().map(str::to_string)).collect())
-        .collect()
+    let h: Vec<String> =
+        r.headers().unwrap().iter().map(|s| s.trim_start_matches('\u{feff}').to_string()).collect();
+    r.records().map(|rec| h.iter().cloned().zip(rec.unwrap().iter().map(str::to_string)).collect()).collect()
 }
 
 /// Independent sums from `setl.csv`: recorded payment per (fund, YYYY-MM) of the insurance
@@ -184,7 +183,8 @@ fn monthly_totals_reconcile_with_the_generated_data() {
     let t = r.table("income_expenditure").unwrap();
     let (c_month, c_ytd) = (t.col("本期支出（元）").unwrap(), t.col("本年累计支出（元）").unwrap());
     let mut grand = Decimal::ZERO;
-    for (f, label) in [(Fund::Hifmi, "城乡居民大病保险"), (Fund::Hifob, "职工大额医疗费用补助")] {
+    for (f, label) in [(Fund::Hifmi, "城乡居民大病保险"), (Fund::Hifob, "职工大额医疗费用补助")]
+    {
         let row = t.row(&[label]).unwrap();
         let want_month = sums.get(&(f, month.clone())).copied().unwrap_or_default();
         let want_ytd: Decimal = sums
@@ -210,7 +210,9 @@ fn monthly_totals_reconcile_with_the_generated_data() {
     let alloc = read_csv(&repo().join("datasets/report/sample/allocations.csv"));
     let want: Decimal = alloc
         .iter()
-        .filter(|a| a["fund"] == "hifmi" && a["alloc_date"].starts_with(year) && a["alloc_date"][..7] <= *month)
+        .filter(|a| {
+            a["fund"] == "hifmi" && a["alloc_date"].starts_with(year) && a["alloc_date"][..7] <= *month
+        })
         .map(|a| d(&a["amount"]))
         .sum();
     let row = t.row(&["城乡居民大病保险"]).unwrap();
@@ -264,7 +266,11 @@ fn annual_breakdowns_and_accounting_reconcile() {
         rows.iter().map(|r| (r["setl_id"].clone(), r["enddate"].clone())).collect();
     let mut out_of_area = Decimal::ZERO;
     for x in &rows {
-        let day = if x["refd_setl_flag"] == "1" { end.get(&x["init_setl_id"]).unwrap_or(&x["enddate"]) } else { &x["enddate"] };
+        let day = if x["refd_setl_flag"] == "1" {
+            end.get(&x["init_setl_id"]).unwrap_or(&x["enddate"])
+        } else {
+            &x["enddate"]
+        };
         if day.starts_with(&year.to_string()) && x["insu_admdvs"][..4] != x["fix_blng_admdvs"][..4] {
             out_of_area += d(&x["hifmi_pay"]) + d(&x["hifob_pay"]);
         }
@@ -275,7 +281,9 @@ fn annual_breakdowns_and_accounting_reconcile() {
 
     // Accounting: P of the year against R of the sample inputs, as POLICY.md defines it.
     let raised = read_csv(&repo().join("datasets/report/sample/funds_raised.csv"));
-    let r_of = |f: &str| d(&raised.iter().find(|x| x["year"] == year.to_string() && x["fund"] == f).unwrap()["amount"]);
+    let r_of = |f: &str| {
+        d(&raised.iter().find(|x| x["year"] == year.to_string() && x["fund"] == f).unwrap()["amount"])
+    };
     let (_, rec, _) = r.accounts.iter().find(|(f, _, _)| *f == Fund::Hifmi).unwrap();
     let rr = r_of("hifmi");
     assert_eq!(rec.r, rr);
@@ -478,4 +486,29 @@ fn bad_report_inputs_are_clear_errors() {
     assert!(ok.missing.is_empty());
     // A period that is not one is refused.
     assert!(Period::month("2025-13").is_err() && Period::quarter("2025-Q5").is_err());
+}
+
+#[test]
+fn a_report_from_the_nightly_store_equals_the_one_from_the_run() {
+    let f = fixture();
+    let tmp = tempdir();
+    let store = tmp.path().join("store");
+    let o = medaudit::nightly::NightlyOptions {
+        inbox: f.input.clone(),
+        store: store.clone(),
+        ..Default::default()
+    };
+    match medaudit::nightly::nightly(&o).unwrap() {
+        medaudit::nightly::Outcome::Audited(_) => {}
+        other => panic!("expected an audited night, got {other:?}"),
+    }
+    let year: i32 = busy_month()[..4].parse().unwrap();
+    let from_run = medaudit::report::build(&opts(Period::annual(year), false)).unwrap();
+    let mut o = opts(Period::annual(year), false);
+    o.source = Source::Store(store);
+    let from_store = medaudit::report::build(&o).unwrap();
+    assert_eq!(from_store.provenance.kind, "store");
+    for id in ["income_expenditure", "trend", "by_tier", "by_level", "by_area", "payments", "deadline"] {
+        assert_eq!(from_run.table(id).unwrap().rows, from_store.table(id).unwrap().rows, "{id}");
+    }
 }

@@ -121,7 +121,10 @@ impl ReportingConfig {
                 if v < Decimal::ZERO || v >= Decimal::ONE {
                     return Err(Error::config(
                         path,
-                        format!("accounting {} {}: {name} = {v} is not a share in [0, 1)", a.fund, a.from_year),
+                        format!(
+                            "accounting {} {}: {name} = {v} is not a share in [0, 1)",
+                            a.fund, a.from_year
+                        ),
                     ));
                 }
             }

@@ -39,7 +39,8 @@ pub fn yuan(d: Decimal) -> String {
 
 /// A ratio as a percentage with two decimals: `0.95` → `95.00%`.
 pub fn pct(d: Decimal) -> String {
-    let mut p = (d * Decimal::from(100)).round_dp_with_strategy(2, rust_decimal::RoundingStrategy::MidpointAwayFromZero);
+    let mut p = (d * Decimal::from(100))
+        .round_dp_with_strategy(2, rust_decimal::RoundingStrategy::MidpointAwayFromZero);
     p.rescale(2);
     format!("{p}%")
 }
@@ -230,7 +231,8 @@ pub fn svg(ch: &Chart) -> String {
         }
         ChartKind::Bars | ChartKind::Stacked => {
             let n = ch.categories.len().max(1);
-            let label_w = ch.categories.iter().map(|c| c.chars().count()).max().unwrap_or(4).clamp(4, 30) as f64 * 13.0;
+            let label_w =
+                ch.categories.iter().map(|c| c.chars().count()).max().unwrap_or(4).clamp(4, 30) as f64 * 13.0;
             let (w, row_h, top) = (760.0f64.max(label_w + 420.0), 28.0, 34.0);
             let h = top + row_h * n as f64 + 34.0;
             let left = label_w + 16.0;
@@ -284,7 +286,11 @@ pub fn svg(ch: &Chart) -> String {
                     }
                     x += bw;
                 }
-                let label = if ch.unit == "元" { yuan(Decimal::try_from(totals[ci]).unwrap_or_default()) } else { short(totals[ci], "") };
+                let label = if ch.unit == "元" {
+                    yuan(Decimal::try_from(totals[ci]).unwrap_or_default())
+                } else {
+                    short(totals[ci], "")
+                };
                 let _ = write!(
                     out,
                     "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11.5\" fill=\"#33404d\">{}</text>",

@@ -138,10 +138,9 @@ fn parse_csv(bytes: &[u8], path: &Path, cols: &[&str]) -> Result<Vec<Row>> {
         .collect();
     let mut idx = Vec::with_capacity(cols.len());
     for c in cols {
-        let i = header
-            .iter()
-            .position(|h| h == c)
-            .ok_or_else(|| Error::config(path, format!("column `{c}` missing (header: {})", header.join(","))))?;
+        let i = header.iter().position(|h| h == c).ok_or_else(|| {
+            Error::config(path, format!("column `{c}` missing (header: {})", header.join(",")))
+        })?;
         idx.push(i);
     }
     let mut rows = Vec::new();
@@ -163,7 +162,8 @@ fn bad(path: &Path, line: u64, col: &str, msg: impl std::fmt::Display) -> Error 
 
 fn money(path: &Path, row: &Row, i: usize, col: &str) -> Result<Decimal> {
     let v = &row.values[i];
-    let d: Decimal = v.parse().map_err(|_| bad(path, row.line, col, format!("`{v}` is not an amount in yuan")))?;
+    let d: Decimal =
+        v.parse().map_err(|_| bad(path, row.line, col, format!("`{v}` is not an amount in yuan")))?;
     if d.scale() > 2 {
         return Err(bad(path, row.line, col, format!("`{v}` has more than 2 decimals")));
     }

@@ -62,7 +62,11 @@ fn rule_titles() -> BTreeMap<String, String> {
 fn open_cases(dir: &Path) -> Result<rusqlite::Connection> {
     let path = dir.join(crate::cases::DB_FILE);
     if !path.exists() {
-        return Err(crate::input_err!("{} is not a case store (no {})", dir.display(), crate::cases::DB_FILE));
+        return Err(crate::input_err!(
+            "{} is not a case store (no {})",
+            dir.display(),
+            crate::cases::DB_FILE
+        ));
     }
     rusqlite::Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
         .map_err(|e| crate::other_err!("opening the case store {}: {e}", path.display()))

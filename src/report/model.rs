@@ -367,7 +367,8 @@ fn values(b: &RecordBatch) -> Result<Vec<Vec<Val>>> {
         let mut v = Vec::with_capacity(n);
         match c.data_type() {
             DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
-                let c = arrow::compute::cast(c, &DataType::Utf8).map_err(|e| Error::arrow("report query", e))?;
+                let c =
+                    arrow::compute::cast(c, &DataType::Utf8).map_err(|e| Error::arrow("report query", e))?;
                 let a = c.as_string::<i32>();
                 for i in 0..n {
                     v.push(if a.is_null(i) { Val::Null } else { Val::Str(a.value(i).to_string()) });
@@ -404,7 +405,8 @@ fn values(b: &RecordBatch) -> Result<Vec<Vec<Val>>> {
                     v.push(if a.is_null(i) {
                         Val::Null
                     } else {
-                        NaiveDate::from_num_days_from_ce_opt(a.value(i) + 719_163).map_or(Val::Null, Val::Date)
+                        NaiveDate::from_num_days_from_ce_opt(a.value(i) + 719_163)
+                            .map_or(Val::Null, Val::Date)
                     });
                 }
             }
@@ -565,7 +567,8 @@ pub async fn build(c: &Context<'_>, period: Period) -> Result<Report> {
 }
 
 const SECTION_NUMBERS: [&str; 16] = [
-    "一", "二", "三", "四", "五", "六", "七", "八", "九", "十", "十一", "十二", "十三", "十四", "十五", "十六",
+    "一", "二", "三", "四", "五", "六", "七", "八", "九", "十", "十一", "十二", "十三", "十四", "十五",
+    "十六",
 ];
 
 /// Numbers the section titles 一、二、… (sub-tables starting with （ keep theirs).
@@ -703,7 +706,10 @@ async fn income_expenditure(c: &Context<'_>, p: &Period) -> Result<Table> {
     if let Some(due) = premium_due(c, p.year, p.last_month) {
         t.notes.push(format!(
             "职工大额补助保费基数：截至本期末按每人每月 {} 元应征 {} 元（premium_base.csv）。",
-            c.config.accounting_for(Fund::Hifob, p.year).and_then(|a| a.premium_per_month).unwrap_or_default(),
+            c.config
+                .accounting_for(Fund::Hifob, p.year)
+                .and_then(|a| a.premium_per_month)
+                .unwrap_or_default(),
             super::html::yuan(due)
         ));
     }
@@ -927,7 +933,9 @@ async fn deadline_compliance(c: &Context<'_>, p: &Period) -> Result<(Table, Char
         let f = Fund::parse(&fund_s);
         let label = format!("{} {}", f.map(fund_label).unwrap_or("未知险种"), chnl_label(&chnl));
         chart.categories.push(label);
-        for (s, x) in chart.series.iter_mut().zip([v.on_time, v.late_paid, v.late_unpaid, v.pending, v.undecided]) {
+        for (s, x) in
+            chart.series.iter_mut().zip([v.on_time, v.late_paid, v.late_unpaid, v.pending, v.undecided])
+        {
             s.values.push(Decimal::from(x));
         }
         let decided = v.due - v.undecided;
@@ -977,8 +985,22 @@ fn tier_expr(c: &Context<'_>, year: i32) -> String {
 
 const LEVEL_EXPR: &str = "CASE TRIM(COALESCE(hosp_lv, '')) WHEN '3' THEN '三级医院' WHEN '2' THEN '二级医院'
     WHEN '1' THEN '一级医院' ELSE '其他/未定级' END";
-const AREA_EXPR: &str = "CASE WHEN substr(COALESCE(insu_admdvs, ''), 1, 4) = substr(COALESCE(fix_blng_admdvs, ''), 1, 4)
+const AREA_EXPR: &str =
+    "CASE WHEN substr(COALESCE(insu_admdvs, ''), 1, 4) = substr(COALESCE(fix_blng_admdvs, ''), 1, 4)
     THEN '本地就医' ELSE '异地就医' END";
+
+/// The order of the breakdown categories (others after, by name).
+const ORDER: [&str; 9] = [
+    "普通参保居民",
+    "特困人员、低保对象、返贫致贫人口（倾斜支付）",
+    "职工（大额补助）",
+    "三级医院",
+    "二级医院",
+    "一级医院",
+    "其他/未定级",
+    "本地就医",
+    "异地就医",
+];
 
 async fn breakdown(c: &Context<'_>, p: &Period, id: &str, title: &str, expr: &str) -> Result<Table> {
     let rows = query(
@@ -1008,6 +1030,8 @@ async fn breakdown(c: &Context<'_>, p: &Period, id: &str, title: &str, expr: &st
         e.2 += r[3].i();
     }
     let all: Decimal = by.values().map(|v| v.0 + v.1).sum();
+    let mut by: Vec<_> = by.into_iter().collect();
+    by.sort_by_key(|(k, _)| (ORDER.iter().position(|o| o == k).unwrap_or(ORDER.len()), k.clone()));
     for (k, (a, b, n)) in by {
         t.rows.push(vec![
             Cell::Text(k),
@@ -1024,18 +1048,34 @@ async fn breakdown(c: &Context<'_>, p: &Period, id: &str, title: &str, expr: &st
 fn breakdown_chart(t: &Table, id: &str) -> Chart {
     Chart {
         id: id.into(),
-        title: format!("基金支出{}", t.title.trim_start_matches(|ch| ch != '按' && ch != '本')),
+        title: match id {
+            "by_level" => "基金支出：按医院等级".into(),
+            "by_area" => "基金支出：本地就医与异地就医".into(),
+            _ => format!("基金支出：{}", t.title),
+        },
         kind: ChartKind::Columns,
         unit: "元".into(),
-        categories: t.rows.iter().map(|r| if let Cell::Text(s) = &r[0] { s.clone() } else { String::new() }).collect(),
+        categories: t
+            .rows
+            .iter()
+            .map(|r| if let Cell::Text(s) = &r[0] { s.clone() } else { String::new() })
+            .collect(),
         series: vec![
             Series {
                 name: "城乡居民大病保险".into(),
-                values: t.rows.iter().map(|r| if let Cell::Money(d) = r[1] { d } else { Decimal::ZERO }).collect(),
+                values: t
+                    .rows
+                    .iter()
+                    .map(|r| if let Cell::Money(d) = r[1] { d } else { Decimal::ZERO })
+                    .collect(),
             },
             Series {
                 name: "职工大额医疗费用补助".into(),
-                values: t.rows.iter().map(|r| if let Cell::Money(d) = r[2] { d } else { Decimal::ZERO }).collect(),
+                values: t
+                    .rows
+                    .iter()
+                    .map(|r| if let Cell::Money(d) = r[2] { d } else { Decimal::ZERO })
+                    .collect(),
             },
         ],
     }
@@ -1056,7 +1096,8 @@ async fn trend(c: &Context<'_>, p: &Period) -> Result<(Table, Chart)> {
         ),
     )
     .await?;
-    let mut by: BTreeMap<i64, [Decimal; 4]> = (first as i64..=p.last_month as i64).map(|m| (m, [Decimal::ZERO; 4])).collect();
+    let mut by: BTreeMap<i64, [Decimal; 4]> =
+        (first as i64..=p.last_month as i64).map(|m| (m, [Decimal::ZERO; 4])).collect();
     let mut counts: BTreeMap<i64, i64> = BTreeMap::new();
     for r in rows {
         let m = r[0].i();
@@ -1121,7 +1162,8 @@ async fn facility_names(c: &Context<'_>) -> Result<BTreeMap<String, String>> {
     if !c.tables.iter().any(|x| x == "medins") {
         return Ok(BTreeMap::new());
     }
-    let rows = query(c.ctx, "SELECT fixmedins_code, MAX(fixmedins_name) FROM medins GROUP BY fixmedins_code").await?;
+    let rows = query(c.ctx, "SELECT fixmedins_code, MAX(fixmedins_name) FROM medins GROUP BY fixmedins_code")
+        .await?;
     Ok(rows.into_iter().map(|r| (r[0].s(), r[1].s())).collect())
 }
 
@@ -1194,7 +1236,13 @@ fn audits_by_rule(c: &Context<'_>, p: &Period) -> Result<Table> {
     let mut st = db.prepare(&sql).map_err(db_err)?;
     let rows = st
         .query_map(rusqlite::params![p.start().to_string(), p.end().to_string()], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?, r.get::<_, i64>(3)?, r.get::<_, i64>(4)?))
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, i64>(4)?,
+            ))
         })
         .map_err(db_err)?;
     for row in rows {
@@ -1235,7 +1283,12 @@ fn deductions(c: &Context<'_>, p: &Period) -> Result<Table> {
         .map_err(db_err)?;
     let rows = st
         .query_map([&month], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?, r.get::<_, i64>(2)?, r.get::<_, i64>(3)?))
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, Option<String>>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, i64>(3)?,
+            ))
         })
         .map_err(db_err)?;
     for row in rows {
@@ -1273,7 +1326,12 @@ fn top_facilities(c: &Context<'_>, p: &Period) -> Result<Table> {
     let mut st = db.prepare(&sql).map_err(db_err)?;
     let rows = st
         .query_map(rusqlite::params![p.start().to_string(), p.end().to_string()], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?, r.get::<_, i64>(2)?, r.get::<_, i64>(3)?))
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, Option<String>>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, i64>(3)?,
+            ))
         })
         .map_err(db_err)?;
     for row in rows {

@@ -62,7 +62,8 @@ async fn register(ctx: &SessionContext, name: &str, files: &[PathBuf]) -> Result
     for f in files {
         let abs = std::fs::canonicalize(f).map_err(|e| Error::io("opening", f, e))?;
         urls.push(
-            ListingTableUrl::parse(abs.to_string_lossy()).map_err(|e| Error::df(format!("table {name}"), e))?,
+            ListingTableUrl::parse(abs.to_string_lossy())
+                .map_err(|e| Error::df(format!("table {name}"), e))?,
         );
     }
     let options = ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
@@ -114,10 +115,8 @@ impl Source {
     pub async fn load(&self) -> Result<Loaded> {
         let ctx = SessionContext::new_with_config(config());
         let mut prov = Provenance::default();
-        let mut files: Vec<(&str, Vec<PathBuf>)> = ["setl", "pay", "medins", "benefit_check", "findings"]
-            .iter()
-            .map(|t| (*t, Vec::new()))
-            .collect();
+        let mut files: Vec<(&str, Vec<PathBuf>)> =
+            ["setl", "pay", "medins", "benefit_check", "findings"].iter().map(|t| (*t, Vec::new())).collect();
         match self {
             Source::Runs(dirs) => {
                 if dirs.is_empty() {
@@ -169,9 +168,9 @@ impl Source {
                     match *t {
                         "benefit_check" => list.extend(cat.state.benefit_check.iter().map(|p| store.join(p))),
                         "findings" => list.extend(cat.state.findings.iter().map(|p| store.join(p))),
-                        _ => list.extend(
-                            cat.parts.get(*t).into_iter().flatten().map(|p| store.join(&p.path)),
-                        ),
+                        _ => {
+                            list.extend(cat.parts.get(*t).into_iter().flatten().map(|p| store.join(&p.path)))
+                        }
                     }
                 }
             }
@@ -190,11 +189,9 @@ impl Source {
         if let Source::Runs(dirs) = self
             && dirs.len() > 1
         {
-            let dup = crate::report::model::scalar_i64(
-                &ctx,
-                "SELECT COUNT(*) - COUNT(DISTINCT setl_id) FROM setl",
-            )
-            .await?;
+            let dup =
+                crate::report::model::scalar_i64(&ctx, "SELECT COUNT(*) - COUNT(DISTINCT setl_id) FROM setl")
+                    .await?;
             if dup > 0 {
                 return Err(crate::input_err!(
                     "the run folders share {dup} settlements: give runs over distinct data, or the nightly store"

@@ -75,13 +75,22 @@ fn formats() -> Formats {
     let b = Format::new().set_border(FormatBorder::Thin);
     Formats {
         title: Format::new().set_bold().set_font_size(14),
-        head: b.clone().set_bold().set_align(FormatAlign::Center).set_text_wrap().set_background_color(Color::RGB(0xE9EFF6)),
+        head: b
+            .clone()
+            .set_bold()
+            .set_align(FormatAlign::Center)
+            .set_text_wrap()
+            .set_background_color(Color::RGB(0xE9EFF6)),
         text: b.clone(),
         money: b.clone().set_num_format("#,##0.00"),
         int: b.clone().set_num_format("#,##0"),
         pct: b.clone().set_num_format("0.00%"),
         total_text: b.clone().set_bold().set_background_color(Color::RGB(0xF7F9FB)),
-        total_money: b.clone().set_bold().set_num_format("#,##0.00").set_background_color(Color::RGB(0xF7F9FB)),
+        total_money: b
+            .clone()
+            .set_bold()
+            .set_num_format("#,##0.00")
+            .set_background_color(Color::RGB(0xF7F9FB)),
         total_int: b.set_bold().set_num_format("#,##0").set_background_color(Color::RGB(0xF7F9FB)),
         note: Format::new().set_font_color(Color::RGB(0x55606B)),
     }
@@ -98,7 +107,9 @@ fn write_cell(ws: &mut Worksheet, row: u32, col: u16, c: &Cell, f: &Formats) -> 
         Cell::Int(i) => ws.write_number_with_format(row, col, *i as f64, &f.int).map(|_| ()),
         Cell::Pct(Some(d)) => ws.write_number_with_format(row, col, num(*d), &f.pct).map(|_| ()),
         Cell::Pct(None) => ws.write_string_with_format(row, col, "—", &f.text).map(|_| ()),
-        Cell::Date(d) => ws.write_string_with_format(row, col, d.format("%Y-%m-%d").to_string(), &f.text).map(|_| ()),
+        Cell::Date(d) => {
+            ws.write_string_with_format(row, col, d.format("%Y-%m-%d").to_string(), &f.text).map(|_| ())
+        }
         Cell::Empty => ws.write_blank(row, col, &f.text).map(|_| ()),
     }
     .map_err(xerr)
@@ -132,8 +143,13 @@ fn table_sheet(ws: &mut Worksheet, t: &Table, f: &Formats) -> Result<()> {
                 } else {
                     format!("=SUM({l}{}:{l}{})", first + 1, first + t.rows.len() as u32)
                 };
-                ws.write_formula_with_format(next, col, Formula::new(text).set_result(v.normalize().to_string()), fmt)
-                    .map_err(xerr)?;
+                ws.write_formula_with_format(
+                    next,
+                    col,
+                    Formula::new(text).set_result(v.normalize().to_string()),
+                    fmt,
+                )
+                .map_err(xerr)?;
                 Ok(())
             };
             match cell {
@@ -180,7 +196,11 @@ pub fn write(r: &Report, path: &Path) -> Result<()> {
             (
                 "报送截止日".into(),
                 match r.due.due {
-                    Some(d) => format!("{}{}", d, if r.due.note.is_empty() { String::new() } else { format!("（{}）", r.due.note) }),
+                    Some(d) => format!(
+                        "{}{}",
+                        d,
+                        if r.due.note.is_empty() { String::new() } else { format!("（{}）", r.due.note) }
+                    ),
                     None => format!("未定（{}）", r.due.note),
                 },
             ),
@@ -192,7 +212,10 @@ pub fn write(r: &Report, path: &Path) -> Result<()> {
             ("截至日期".into(), r.provenance.as_of.join("；")),
         ];
         for fi in &r.provenance.input_files {
-            lines.push((format!("输入 {}", fi.table), format!("{}（{} 行）sha256 {}", fi.path, fi.rows, fi.sha256)));
+            lines.push((
+                format!("输入 {}", fi.table),
+                format!("{}（{} 行）sha256 {}", fi.path, fi.rows, fi.sha256),
+            ));
         }
         for (p, h) in &r.input_files {
             lines.push(("报表输入".into(), format!("{p} sha256 {h}")));
