@@ -384,7 +384,7 @@ async fn select_evidence(
         async move {
             let df = ctx.sql(&sql).await.map_err(|e| Error::df("selecting case evidence", e))?;
             let b = df.collect().await.map_err(|e| Error::df("selecting case evidence", e))?;
-            Ok::<_, CaseError>(rows_as_text(&b)?)
+            rows_as_text(&b)
         }
     };
     let mut ev = Evidence {

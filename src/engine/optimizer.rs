@@ -53,7 +53,7 @@ fn reorder_scan(plan: &Arc<dyn ExecutionPlan>) -> DfResult<Option<Arc<dyn Execut
         (Some(s), Some(d)) if s < d => {}
         _ => return Ok(None),
     }
-    let (dynamic, fixed): (Vec<_>, Vec<_>) = parts.into_iter().cloned().partition(|p| is_dynamic(p));
+    let (dynamic, fixed): (Vec<_>, Vec<_>) = parts.into_iter().cloned().partition(is_dynamic);
     let reordered = conjunction(dynamic.into_iter().chain(fixed));
     let new_source = Arc::new(source.with_predicate(reordered));
     let config: FileScanConfig = FileScanConfigBuilder::from(config.clone()).with_source(new_source).build();

@@ -9,7 +9,8 @@
 //! reporting.toml (accounting, due dates) + policy + working-day calendar ──────┘
 //! ```
 //!
-//! Figures are defined in POLICY.md ("Fund accounting"); the layout in `docs/reports.md`.
+//! Figures are defined in POLICY.md ("Fund accounting"); the inputs in `docs/report-inputs.md`;
+//! the reports and their layout in the README ("Reports for the agency").
 
 pub mod config;
 pub mod html;
