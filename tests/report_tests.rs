@@ -438,6 +438,17 @@ fn xlsx_and_html_are_written_atomically_and_their_totals_agree() {
         let xt = xlsx_totals(&dir.join(&x));
         let ht = html_totals(&page);
         assert!(!xt.is_empty(), "the workbook has totals");
+        let book = {
+            use std::io::Read;
+            let mut z = zip::ZipArchive::new(std::fs::File::open(dir.join(&x)).unwrap()).unwrap();
+            let mut s = String::new();
+            z.by_name("xl/workbook.xml").unwrap().read_to_string(&mut s).unwrap();
+            s
+        };
+        assert!(book.contains("name=\"封面\"") && book.contains("name=\"资金收支情况\""), "{book}");
+        if period.kind != medaudit::report::Kind::Monthly {
+            assert!(book.contains("name=\"按医院等级\""), "{book}");
+        }
         assert_eq!(xt, ht, "{}", period.stem());
         // Chinese headings, the due date, the run id, inline SVG, no script, a CJK font stack.
         assert!(page.contains("资金收支情况") && page.contains("报送截止日"));

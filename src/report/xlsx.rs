@@ -41,8 +41,9 @@ fn col_name(mut c: u16) -> String {
 
 /// A sheet name Excel accepts: at most 31 characters, none of `[]:*?/\`, unique.
 fn sheet_name(title: &str, used: &mut Vec<String>) -> String {
+    // Without the section number (`一、`, `（一）`); full-width brackets are allowed.
     let t = title.split_once('、').map(|x| x.1).unwrap_or(title);
-    let t = t.trim_start_matches('（').replace('）', " ").replace(['(', ')'], " ");
+    let t = if t.starts_with('（') { t.split_once('）').map(|x| x.1).unwrap_or(t) } else { t };
     let mut base: String =
         t.chars().filter(|c| !"[]:*?/\\'".contains(*c)).take(28).collect::<String>().trim().to_string();
     if base.is_empty() {
