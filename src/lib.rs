@@ -34,6 +34,7 @@ pub mod nightly;
 pub mod output;
 pub mod paths;
 pub mod publish;
+pub mod report;
 pub mod report_text;
 pub mod run;
 pub mod sample;

@@ -236,6 +236,70 @@ enum Cmd {
         #[arg(long, global = true)]
         rules_config: Option<PathBuf>,
     },
+    /// Reports for the agency: monthly (月报表), quarterly (季报), half-year and annual
+    /// operation analysis, as Excel (.xlsx) and a self-contained HTML page with charts.
+    Report {
+        #[command(subcommand)]
+        kind: ReportKindCmd,
+        #[command(flatten)]
+        args: ReportArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum ReportKindCmd {
+    /// The monthly report (due the 5th of the next month, moved past holidays).
+    Monthly {
+        /// The month, YYYY-MM.
+        #[arg(long)]
+        month: String,
+    },
+    /// The quarterly report (employee subsidy 季报) with the funding-request figures.
+    Quarterly {
+        /// The quarter, YYYY-Qn.
+        #[arg(long)]
+        quarter: String,
+    },
+    /// The half-year operation analysis (January to June; due 15 July).
+    HalfYear {
+        #[arg(long)]
+        year: i32,
+    },
+    /// The annual operation analysis (due 20 January of the next year).
+    Annual {
+        #[arg(long)]
+        year: i32,
+    },
+}
+
+/// Where a report's data comes from and where it goes.
+#[derive(Args, Clone)]
+struct ReportArgs {
+    /// Output folder of `medaudit run` (repeat for runs over distinct data).
+    #[arg(long, global = true)]
+    run: Vec<PathBuf>,
+    /// A nightly history store (instead of --run).
+    #[arg(long, global = true, conflicts_with = "run")]
+    history: Option<PathBuf>,
+    /// Folder of the report inputs: funds_raised.csv, allocations.csv, inspections.csv,
+    /// premium_base.csv (docs/report-inputs.md).
+    #[arg(long, global = true)]
+    inputs: Option<PathBuf>,
+    /// Case store folder: medical-record audits, deductions, confirmed violations.
+    #[arg(long, global = true)]
+    cases: Option<PathBuf>,
+    /// Output folder (replaced atomically).
+    #[arg(long, global = true)]
+    out: Option<PathBuf>,
+    /// Reporting configuration replacing datasets/report/reporting.toml.
+    #[arg(long, global = true)]
+    reporting: Option<PathBuf>,
+    /// Policy folder replacing the shipped policy files.
+    #[arg(long, global = true)]
+    policy: Option<PathBuf>,
+    /// Working-day calendar folder replacing the shipped one.
+    #[arg(long, global = true)]
+    calendar: Option<PathBuf>,
 }
 
 /// The case store and the acting user. The password comes from `MEDAUDIT_PASSWORD` or a
@@ -802,6 +866,7 @@ fn dispatch(cli: Cli) -> medaudit::Result<u8> {
                 Ok(0)
             }
         },
+        Cmd::Report { kind, args } => report_cmd(kind, args).map(|()| 0),
         Cmd::Rules { cmd, rules_config } => {
             let rules = medaudit::engine::RuleSet::load_default()?;
             let config = match rules_config {
@@ -1087,5 +1152,48 @@ fn users_cmd(cmd: UsersCmd) -> medaudit::Result<()> {
             println!("已设置 {name} 的密码");
         }
     }
+    Ok(())
+}
+
+fn report_cmd(kind: ReportKindCmd, a: ReportArgs) -> medaudit::Result<()> {
+    use medaudit::report::{self, Period, Source};
+    let period = match kind {
+        ReportKindCmd::Monthly { month } => Period::month(&month)?,
+        ReportKindCmd::Quarterly { quarter } => Period::quarter(&quarter)?,
+        ReportKindCmd::HalfYear { year } => Period::half_year(year),
+        ReportKindCmd::Annual { year } => Period::annual(year),
+    };
+    let source = match a.history {
+        Some(s) => Source::Store(s),
+        None if a.run.is_empty() => {
+            return Err(medaudit::input_err!(
+                "give the data: --run DIR (output of `medaudit run`) or --history STORE"
+            ));
+        }
+        None => Source::Runs(a.run),
+    };
+    let out = a.out.unwrap_or_else(|| PathBuf::from("reports").join(period.stem()));
+    let opts = report::ReportOptions {
+        period,
+        source,
+        inputs: a.inputs,
+        cases: a.cases,
+        reporting: a.reporting,
+        policy: a.policy,
+        calendar: a.calendar,
+        generated_at: None,
+    };
+    let r = report::build(&opts)?;
+    let dir = report::write(&r, &out)?;
+    let (x, h) = report::file_names(&r);
+    println!("{}", r.title);
+    match r.due.due {
+        Some(d) => println!(
+            "报送截止日 {d}{}",
+            if r.due.note.is_empty() { String::new() } else { format!("（{}）", r.due.note) }
+        ),
+        None => println!("报送截止日 未定（{}）", r.due.note),
+    }
+    println!("{}\n{}", dir.join(x).display(), dir.join(h).display());
     Ok(())
 }

@@ -8,6 +8,7 @@ mod e2e_tests;
 mod gen_tests;
 mod ingest_tests;
 mod nightly_tests;
+mod report_tests;
 mod rules_tests;
 mod run_tests;
 mod sample_tests;
