@@ -12,3 +12,4 @@ mod rules_tests;
 mod run_tests;
 mod sample_tests;
 mod stats_tests;
+mod workbench_tests;
