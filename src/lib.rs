@@ -44,5 +44,6 @@ pub mod stats;
 /// reserved keyword in Rust 2024: refer to it as `crate::synth`.
 #[path = "gen/mod.rs"]
 pub mod synth;
+pub mod web;
 
 pub use error::{Error, Result};

@@ -228,6 +228,22 @@ enum Cmd {
         #[command(subcommand)]
         cmd: AuditCmd,
     },
+    /// The review workbench: a web application (in Chinese) where reviewers sign in with the
+    /// case store's users, work through the queue and record decisions.
+    Serve {
+        /// The case store folder.
+        #[arg(long, env = "MEDAUDIT_STORE")]
+        store: PathBuf,
+        /// Address and port to listen on (keep it on localhost or behind an HTTPS proxy).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        bind: std::net::SocketAddr,
+        /// Minutes without a request after which a session ends.
+        #[arg(long, default_value_t = 30)]
+        session_minutes: u64,
+        /// Mark the session cookie Secure (when served through HTTPS).
+        #[arg(long)]
+        secure_cookie: bool,
+    },
     /// The rules: list them, or show one's documentation.
     Rules {
         #[command(subcommand)]
@@ -377,6 +393,7 @@ impl FilterArgs {
             min_amount,
             entity_type: self.entity_type.clone(),
             active_only: self.active,
+            min_risk: None,
             limit: self.limit,
         })
     }
@@ -867,6 +884,16 @@ fn dispatch(cli: Cli) -> medaudit::Result<u8> {
             }
         },
         Cmd::Report { kind, args } => report_cmd(kind, args).map(|()| 0),
+        Cmd::Serve { store, bind, session_minutes, secure_cookie } => {
+            if session_minutes == 0 {
+                return Err(medaudit::input_err!("--session-minutes must be at least 1"));
+            }
+            let mut cfg = medaudit::web::Config::new(store);
+            cfg.session_idle = std::time::Duration::from_secs(session_minutes.saturating_mul(60));
+            cfg.secure_cookie = secure_cookie;
+            medaudit::web::serve(cfg, bind)?;
+            Ok(0)
+        }
         Cmd::Rules { cmd, rules_config } => {
             let rules = medaudit::engine::RuleSet::load_default()?;
             let config = match rules_config {

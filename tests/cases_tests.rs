@@ -17,7 +17,7 @@ const PW: &str = "correct horse battery";
 
 /// One `medaudit run` over the bundled sample (200 synthetic settlements with labelled
 /// anomalies), shared by the tests of this module; they only read it.
-fn sample_run() -> &'static Path {
+pub(crate) fn sample_run() -> &'static Path {
     static RUN: OnceLock<PathBuf> = OnceLock::new();
     RUN.get_or_init(|| {
         let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))

@@ -13,3 +13,4 @@ mod rules_tests;
 mod run_tests;
 mod sample_tests;
 mod stats_tests;
+mod workbench_tests;

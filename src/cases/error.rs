@@ -1,5 +1,6 @@
 //! The case store's error: typed, so that a web layer can map each kind to a status code
-//! (login → 401, denied → 403, not found → 404, illegal transition → 409, invalid → 400).
+//! (login → 401, denied → 403, not found → 404, illegal transition and conflict → 409,
+//! invalid → 400).
 //! Messages are in Chinese: reviewers read them.
 
 /// What went wrong in the case store.
@@ -17,6 +18,10 @@ pub enum CaseError {
     /// The action is not allowed in the case's current status.
     #[error("不允许的状态变更：{0}")]
     IllegalTransition(String),
+    /// The case changed since the caller read it (another reviewer decided it meanwhile):
+    /// see [`super::Store::expect_version`].
+    #[error("案件已被他人修改：{0}")]
+    Conflict(String),
     /// A wrong argument (amount, month, party, missing purpose, ...).
     #[error("参数错误：{0}")]
     Invalid(String),

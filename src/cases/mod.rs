@@ -43,6 +43,7 @@
 
 mod audit;
 mod auth;
+mod dashboard;
 mod db;
 mod deduct;
 mod error;
@@ -56,6 +57,7 @@ pub mod text;
 
 pub use audit::{AuditEntry, AuditReport};
 pub use auth::{Actor, MIN_PASSWORD_CHARS, Permission, Role, UserInfo};
+pub use dashboard::{Dashboard, ReviewerLine, RuleMoney, StatusLine};
 pub use db::from_cents;
 pub use deduct::{DeductionLine, DeductionList, FacilityDeductions, PendingLine, RecoveryLine};
 pub use error::CaseError;
@@ -83,6 +85,8 @@ pub const DB_FILE: &str = "cases.sqlite";
 pub struct Store {
     conn: Connection,
     dir: PathBuf,
+    /// The version the next transition expects its case to have ([`Store::expect_version`]).
+    expected: Option<(i64, String)>,
 }
 
 impl Store {
@@ -94,7 +98,7 @@ impl Store {
         let fresh = !path.exists();
         let conn =
             Connection::open(&path).map_err(|e| CaseError::Db(format!("opening {}: {e}", path.display())))?;
-        let store = Store { conn, dir: dir.to_path_buf() };
+        let store = Store { conn, dir: dir.to_path_buf(), expected: None };
         db::init(&store.conn)?;
         if fresh {
             restrict_permissions(dir);
@@ -108,6 +112,21 @@ impl Store {
     /// The store folder.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Makes the next lifecycle transition (confirm, dismiss, start review, ...) refuse with
+    /// [`CaseError::Conflict`] unless case `case_id` still has `version` (its
+    /// [`CaseRow::version`], read when a form was opened). The check runs inside the
+    /// transition's write transaction, so that of two reviewers deciding the same case the
+    /// second is told instead of overwriting the first. The expectation is used up by the next
+    /// transition, whether it succeeds or not.
+    pub fn expect_version(&mut self, case_id: i64, version: &str) {
+        self.expected = Some((case_id, version.to_string()));
+    }
+
+    /// Drops an expectation set by [`Store::expect_version`] that no transition used.
+    pub fn clear_expected_version(&mut self) {
+        self.expected = None;
     }
 
     /// The database connection, for read-only queries of layers built on the store (reports).

@@ -31,6 +31,8 @@ pub struct Filter {
     pub entity_type: Vec<String>,
     /// Only cases with a finding the latest run still flags.
     pub active_only: bool,
+    /// Drawn into a second-review sample with a risk score at least this.
+    pub min_risk: Option<f64>,
     /// At most this many cases (largest amounts first).
     pub limit: Option<usize>,
 }
@@ -78,6 +80,11 @@ pub struct CaseRow {
     pub deducted_month: Option<String>,
     /// Joined `detail` texts of the active findings (masked by contract).
     pub details: String,
+    /// The case's version: the time of its last change. A form carries it back so that a
+    /// decision on a case changed meanwhile is refused ([`Store::expect_version`]).
+    pub version: String,
+    /// The highest risk score of the second-review samples that drew the case.
+    pub risk_score: Option<f64>,
 }
 
 /// Everything about one case's decisions.
@@ -278,6 +285,16 @@ fn where_clause(f: &Filter) -> CaseResult<(String, Vec<Value>)> {
             "EXISTS (SELECT 1 FROM findings f WHERE f.case_id = c.case_id AND f.status = 'active')".into(),
         );
     }
+    if let Some(r) = f.min_risk {
+        if !r.is_finite() {
+            return Err(CaseError::Invalid(format!("风险评分下限 `{r}` 不是有效数字")));
+        }
+        vals.push(Value::Real(r));
+        conds.push(format!(
+            "EXISTS (SELECT 1 FROM samples sm WHERE sm.case_id = c.case_id AND sm.risk_score >= ?{})",
+            vals.len()
+        ));
+    }
     if let Some(m) = f.min_amount {
         vals.push(Value::Integer(super::db::to_cents(m.round_dp(2))?));
         conds.push(format!("c.amount_cents >= ?{}", vals.len()));
@@ -330,7 +347,9 @@ const CASE_COLUMNS: &str = "c.case_id, c.entity_type, c.entity_id, c.status, c.a
     (SELECT count(*) FROM findings f WHERE f.case_id = c.case_id),
     (SELECT count(*) FROM case_settlements cs WHERE cs.case_id = c.case_id),
     (SELECT min(s.setl_date) FROM case_settlements cs JOIN settlements s ON s.setl_id = cs.setl_id WHERE cs.case_id = c.case_id),
-    (SELECT max(s.setl_date) FROM case_settlements cs JOIN settlements s ON s.setl_id = cs.setl_id WHERE cs.case_id = c.case_id)";
+    (SELECT max(s.setl_date) FROM case_settlements cs JOIN settlements s ON s.setl_id = cs.setl_id WHERE cs.case_id = c.case_id),
+    c.updated_at,
+    (SELECT max(sm.risk_score) FROM samples sm WHERE sm.case_id = c.case_id)";
 
 /// Reads the case columns above into a row (settlement fields filled later).
 fn read_case(r: &rusqlite::Row) -> rusqlite::Result<(CaseRow, String)> {
@@ -370,6 +389,8 @@ fn read_case(r: &rusqlite::Row) -> rusqlite::Result<(CaseRow, String)> {
             dismiss_reason: r.get(11)?,
             deducted_month: r.get(12)?,
             details: String::new(),
+            version: r.get(21)?,
+            risk_score: r.get(22)?,
         },
         status,
     ))
@@ -595,6 +616,27 @@ impl Store {
     pub fn list(&self, actor: &Actor, filter: &Filter) -> CaseResult<Vec<CaseRow>> {
         actor.require(Permission::ViewCases)?;
         list_rows(&self.conn, filter, false)
+    }
+
+    /// How many cases of each status (and their amount at risk) match `filter` with its
+    /// status condition left out: the counts beside a queue's status choice. Statuses without
+    /// cases are left out.
+    pub fn count_by_status(&self, actor: &Actor, filter: &Filter) -> CaseResult<Vec<(Status, i64, Decimal)>> {
+        actor.require(Permission::ViewCases)?;
+        let f = Filter { status: vec![], limit: None, ..filter.clone() };
+        let (w, vals) = where_clause(&f)?;
+        let mut st = self.conn.prepare(&format!(
+            "SELECT c.status, count(*), COALESCE(sum(c.amount_cents), 0) FROM cases c {w} GROUP BY c.status"
+        ))?;
+        let rows: Vec<(String, i64, i64)> = st
+            .query_map(params_from_iter(vals), |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<Result<_, _>>()?;
+        let mut out = Vec::new();
+        for (s, n, cents) in rows {
+            out.push((Status::parse_stored(&s)?, n, from_cents(cents)));
+        }
+        out.sort_by_key(|x| x.0);
+        Ok(out)
     }
 
     /// Resolves a case reference to a case number.

@@ -211,9 +211,29 @@ impl Store {
         audit_action: &str,
         f: impl FnOnce(&Transaction, &CaseState) -> CaseResult<(Status, serde_json::Value)>,
     ) -> CaseResult<Status> {
+        let expected = self.expected.take();
         actor.require(perm)?;
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let state = load_state(&tx, case_id)?;
+        if let Some((id, version)) = expected {
+            let current: String =
+                tx.query_row("SELECT updated_at FROM cases WHERE case_id = ?1", [case_id], |r| r.get(0))?;
+            if id != case_id || current != version {
+                let by: Option<(String, String)> = tx
+                    .query_row(
+                        "SELECT user, action FROM audit_log WHERE case_id = ?1 ORDER BY seq DESC LIMIT 1",
+                        [case_id],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
+                    .optional()?;
+                return Err(CaseError::Conflict(format!(
+                    "案件 {} 在您打开表单后已有变更（当前状态「{}」{}），您的操作未保存，请查看最新情况后再决定",
+                    state.label(),
+                    state.status.label(),
+                    by.map(|(u, a)| format!("，最近一次由 {u} 执行 {a}")).unwrap_or_default()
+                )));
+            }
+        }
         action.check(&state.label(), state.status)?;
         let (to, mut detail) = f(&tx, &state)?;
         tx.execute(
