@@ -14,6 +14,9 @@
 //! 4. [`run`]: findings, manifest and the atomically published output folder;
 //! 5. [`cases`]: the case store where findings become reviewed, confirmed, deducted and
 //!    exported cases, with an audit log.
+//!
+//! With the cargo feature `distributed`, [`distributed`] runs stage 2 (and the statistical
+//! aggregations) on an Apache Ballista cluster instead of this process.
 
 // Columnar code passes tuples of Arrow arrays around; naming each would not help the reader.
 #![allow(clippy::type_complexity)]
@@ -22,6 +25,8 @@ pub mod benefit;
 pub mod builtin;
 pub mod cases;
 pub mod codes;
+#[cfg(feature = "distributed")]
+pub mod distributed;
 pub mod engine;
 pub mod error;
 pub mod fault;

@@ -85,6 +85,62 @@ enum Cmd {
         /// 512MiB); the whole process needs about 1.5 GiB more. Default: 2.5GiB.
         #[arg(long, value_parser = medaudit::engine::parse_bytes)]
         memory_limit: Option<u64>,
+        /// Run the rules and statistical aggregations on an Apache Ballista cluster: the
+        /// scheduler's address, df://HOST:PORT (`medaudit scheduler`). --out and the shipped
+        /// datasets must be on a file system every executor sees at the same path. Needs a
+        /// build with `--features distributed`; see docs/distributed.md.
+        #[arg(long, value_name = "df://HOST:PORT")]
+        cluster: Option<String>,
+        /// Parallel partitions per query (default: the number of cores). With --cluster, the
+        /// tasks each stage is split into: at least the cluster's task slots (executors ×
+        /// --vcores).
+        #[arg(long)]
+        partitions: Option<usize>,
+    },
+    /// Start a Ballista scheduler for `run --cluster`, with medaudit's functions registered
+    /// (runs until stopped). See docs/distributed.md.
+    #[cfg(feature = "distributed")]
+    Scheduler {
+        /// Address to listen on.
+        #[arg(long, default_value = "0.0.0.0")]
+        bind_host: String,
+        /// Port to listen on.
+        #[arg(long, default_value_t = 50050)]
+        port: u16,
+        /// Host name or address the executors and clients reach this machine by.
+        #[arg(long, default_value = "localhost")]
+        external_host: String,
+    },
+    /// Start a Ballista executor for `run --cluster`, with medaudit's functions registered
+    /// (runs until stopped). See docs/distributed.md.
+    #[cfg(feature = "distributed")]
+    Executor {
+        /// The scheduler: df://HOST:PORT.
+        #[arg(long, default_value = "df://localhost:50050")]
+        scheduler: String,
+        /// Address to listen on.
+        #[arg(long, default_value = "0.0.0.0")]
+        bind_host: String,
+        /// Host name or address the scheduler, the other executors and the clients reach
+        /// this machine by (default: the address the scheduler sees).
+        #[arg(long)]
+        external_host: Option<String>,
+        /// Arrow Flight port (shuffle and result data).
+        #[arg(long, default_value_t = 50051)]
+        port: u16,
+        /// gRPC port (tasks pushed by the scheduler).
+        #[arg(long, default_value_t = 50052)]
+        grpc_port: u16,
+        /// Tasks run at once (default: the number of cores).
+        #[arg(long)]
+        vcores: Option<usize>,
+        /// Folder for shuffle files and spills (default: a temporary folder); local disk.
+        #[arg(long)]
+        work_dir: Option<PathBuf>,
+        /// Memory the tasks may hold together before they spill (e.g. 16GiB), split evenly
+        /// over the task slots. Default: 70 % of the machine's memory.
+        #[arg(long, value_parser = medaudit::engine::parse_bytes)]
+        memory_limit: Option<u64>,
     },
     /// Audit the night's deliveries against the history store (for cron or a systemd timer).
     ///
@@ -684,6 +740,17 @@ fn progress() -> Option<medaudit::ingest::Progress> {
     }))
 }
 
+/// The runtime of `medaudit scheduler` / `medaudit executor` (deep plans need a large stack,
+/// as Ballista's own binaries use).
+#[cfg(feature = "distributed")]
+fn server_runtime() -> medaudit::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_stack_size(32 * 1024 * 1024)
+        .build()
+        .map_err(|e| medaudit::Error::Other(format!("starting the runtime: {e}")))
+}
+
 /// Runs the command; `Ok` carries the exit code.
 fn dispatch(cli: Cli) -> medaudit::Result<u8> {
     match cli.cmd {
@@ -701,6 +768,8 @@ fn dispatch(cli: Cli) -> medaudit::Result<u8> {
             rules,
             only,
             memory_limit,
+            cluster,
+            partitions,
         } => {
             let opts = medaudit::run::RunOptions {
                 input,
@@ -719,10 +788,45 @@ fn dispatch(cli: Cli) -> medaudit::Result<u8> {
                 memory_limit,
                 progress: progress(),
                 log: Some(logger()),
+                cluster,
+                partitions,
                 ..Default::default()
             };
             let s = medaudit::run::run(&opts)?;
             print!("{}", medaudit::report_text::run_summary(&s));
+            Ok(0)
+        }
+        #[cfg(feature = "distributed")]
+        Cmd::Scheduler { bind_host, port, external_host } => {
+            let opts = medaudit::distributed::SchedulerOptions { bind_host, port, external_host };
+            server_runtime()?.block_on(medaudit::distributed::run_scheduler(&opts))?;
+            Ok(0)
+        }
+        #[cfg(feature = "distributed")]
+        Cmd::Executor {
+            scheduler,
+            bind_host,
+            external_host,
+            port,
+            grpc_port,
+            vcores,
+            work_dir,
+            memory_limit,
+        } => {
+            let mut opts = medaudit::distributed::ExecutorOptions {
+                scheduler,
+                bind_host,
+                external_host,
+                port,
+                grpc_port,
+                work_dir,
+                memory_limit,
+                ..Default::default()
+            };
+            if let Some(v) = vcores {
+                opts.vcores = v;
+            }
+            server_runtime()?.block_on(medaudit::distributed::run_executor(&opts))?;
             Ok(0)
         }
         Cmd::Nightly {

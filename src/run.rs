@@ -63,6 +63,12 @@ pub struct RunOptions {
     pub skip_deadlines: bool,
     /// Rules switched off in addition to the rule configuration.
     pub disable_rules: Vec<String>,
+    /// A Ballista scheduler (`df://HOST:PORT`) to run the DataFusion part on (feature
+    /// `distributed`): `out` must then be on a file system the executors see at the same path.
+    pub cluster: Option<String>,
+    /// Parallel partitions per query (default: this machine's cores); on a cluster, the number
+    /// of tasks each stage is split into: at least the cluster's task slots.
+    pub partitions: Option<usize>,
     /// Settlements quarantined outside this input (the nightly audit's earlier nights): their
     /// person-years are incomplete, as those of settlements quarantined here.
     pub quarantined: Vec<ingest::QuarantinedSettlement>,
@@ -178,13 +184,24 @@ pub(crate) async fn run_async(opts: &RunOptions) -> Result<RunSummary> {
     kb_dirs.extend(opts.kb.iter().cloned());
     let tables = engine::Tables { data_dir: data_dir.clone(), kb_dirs, codes: codes_path.clone() };
     let spill_dir = dir.join("spill");
-    let mut engine_opts = engine::EngineOptions { spill_dir: Some(spill_dir.clone()), ..Default::default() };
+    let mut engine_opts = engine::EngineOptions {
+        spill_dir: Some(spill_dir.clone()),
+        cluster: opts.cluster.clone(),
+        ..Default::default()
+    };
     if let Some(limit) = opts.memory_limit {
         engine_opts.memory_limit = limit;
     }
+    if let Some(n) = opts.partitions {
+        engine_opts.target_partitions = n.max(1);
+    }
     let ctx = engine::session_with(&tables, &engine_opts).await?;
     let views_dir = dir.join("views");
-    engine::materialize_views(&ctx, &views_dir).await?;
+    // Embedded, the views are computed once; on a cluster they stay views (each executor
+    // plans them from the shared input files).
+    if opts.cluster.is_none() {
+        engine::materialize_views(&ctx, &views_dir).await?;
+    }
     let rules_out = engine::run_rules(&ctx, &rules, &rule_config, &run_id).await?;
     timings.insert("rules".to_string(), t.elapsed().as_secs_f64());
     let t = Instant::now();

@@ -4,6 +4,7 @@
 mod benefit_tests;
 mod cases_tests;
 mod common;
+mod distributed_tests;
 mod e2e_tests;
 mod gen_tests;
 mod ingest_tests;

@@ -236,6 +236,28 @@ fn rule_for(stem: &str, explicit: Option<&str>, rules: &RuleSet) -> Option<Strin
         .map(|s| s.to_string())
 }
 
+/// The rule a fixture file tests, alone in a rule set, and the rule configuration with the
+/// fixture's parameters: what [`run_fixture`] runs on the tables of [`write_dataset`].
+pub fn fixture_rules(path: &Path, rules: &RuleSet) -> Result<(RuleSet, RuleConfig)> {
+    fixture_rule(path, &parse_fixture(path)?, rules)
+}
+
+fn fixture_rule(path: &Path, fx: &Fixture, rules: &RuleSet) -> Result<(RuleSet, RuleConfig)> {
+    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+    let rule_id = rule_for(stem, fx.rule.as_deref(), rules).ok_or_else(|| {
+        Error::config(path, "no rule with this id: name the file <ID>.toml or set [expect] rule")
+    })?;
+    let rule = rules
+        .get(&rule_id)
+        .ok_or_else(|| Error::config(path, format!("[expect] rule {rule_id} does not exist")))?
+        .clone();
+    let mut config = RuleConfig::default();
+    for (k, v) in &fx.params {
+        config.set_param(&rule_id, k, v.clone());
+    }
+    Ok((RuleSet { rules: vec![rule] }, config))
+}
+
 /// Runs one fixture file. `kb_default` is the shipped knowledge-base folder (fixture tables
 /// `[[kb_<sheet>]]` replace its sheets), `codes` the code table.
 pub async fn run_fixture(
@@ -246,14 +268,8 @@ pub async fn run_fixture(
     codes: &Path,
 ) -> Result<FixtureReport> {
     let fx = parse_fixture(path)?;
-    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
-    let rule_id = rule_for(stem, fx.rule.as_deref(), rules).ok_or_else(|| {
-        Error::config(path, "no rule with this id: name the file <ID>.toml or set [expect] rule")
-    })?;
-    let rule = rules
-        .get(&rule_id)
-        .ok_or_else(|| Error::config(path, format!("[expect] rule {rule_id} does not exist")))?
-        .clone();
+    let (one, config) = fixture_rule(path, &fx, rules)?;
+    let rule_id = one.rules[0].id.clone();
     let mut report = FixtureReport {
         path: path.to_path_buf(),
         rule_id: rule_id.clone(),
@@ -276,11 +292,6 @@ pub async fn run_fixture(
         kb_dirs: vec![kb_default.to_path_buf(), kb_dir],
         codes: codes.into(),
     };
-    let one = RuleSet { rules: vec![rule] };
-    let mut config = RuleConfig::default();
-    for (k, v) in &fx.params {
-        config.set_param(&rule_id, k, v.clone());
-    }
     let result = async {
         let ctx = session(&tables).await?;
         run_rules(&ctx, &one, &config, "fixture").await

@@ -33,7 +33,7 @@ pub mod udf;
 
 pub use config::RuleConfig;
 pub use docs::{render_list, render_show, render_show_with};
-pub use fixture::{Defaults, FixtureReport, run_fixture, write_dataset};
+pub use fixture::{Defaults, FixtureReport, fixture_rules, run_fixture, write_dataset};
 pub use rule::{ParamDecl, ParamType, ParamValue, Rule, RuleSet};
 pub use runner::{RuleRun, RuleStatus, RulesOutput, run_one, run_rules};
 pub use session::{

@@ -100,12 +100,22 @@ pub struct EngineOptions {
     pub spill_dir: Option<PathBuf>,
     /// Parallel partitions per query; default: the number of cores.
     pub target_partitions: usize,
+    /// A Ballista scheduler (`df://HOST:PORT`) that plans and runs the queries on its
+    /// executors instead of this process (cargo feature `distributed`; `docs/distributed.md`).
+    /// The memory limit and spill folder then apply to the client only: the executors have
+    /// their own (`medaudit executor --memory-limit --work-dir`).
+    pub cluster: Option<String>,
 }
 
 impl Default for EngineOptions {
     fn default() -> Self {
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-        EngineOptions { memory_limit: DEFAULT_MEMORY_LIMIT, spill_dir: None, target_partitions: cores }
+        EngineOptions {
+            memory_limit: DEFAULT_MEMORY_LIMIT,
+            spill_dir: None,
+            target_partitions: cores,
+            cluster: None,
+        }
     }
 }
 
@@ -123,6 +133,7 @@ impl EngineOptions {
             "target_partitions": self.target_partitions,
             "batch_size": BATCH_SIZE,
             "parquet_pushdown_filters": true,
+            "cluster": self.cluster,
         })
     }
 }
@@ -222,7 +233,11 @@ pub async fn session_with(tables: &Tables, opts: &EngineOptions) -> Result<Sessi
         .with_default_features()
         .with_physical_optimizer_rule(Arc::new(super::optimizer::DynamicFiltersFirst))
         .build();
-    let ctx = SessionContext::new_with_state(state);
+    let ctx = match &opts.cluster {
+        None => SessionContext::new_with_state(state),
+        Some(addr) => remote(addr, state).await?,
+    };
+    // After the Ballista upgrade, which replaces the state's functions with its defaults.
     for f in super::udf::functions() {
         ctx.register_udf(f);
     }
@@ -280,6 +295,19 @@ pub async fn materialize_views(ctx: &SessionContext, dir: &Path) -> Result<()> {
     write("setl_valid").await?;
     ctx.sql(VIEW_STAY).await.map_err(|e| Error::df("creating view", e))?;
     write("stay").await
+}
+
+#[cfg(feature = "distributed")]
+async fn remote(addr: &str, state: datafusion::execution::SessionState) -> Result<SessionContext> {
+    crate::distributed::connect(addr, state).await
+}
+
+#[cfg(not(feature = "distributed"))]
+async fn remote(addr: &str, _state: datafusion::execution::SessionState) -> Result<SessionContext> {
+    Err(crate::input_err!(
+        "cannot run on the cluster {addr}: this medaudit was built without the `distributed` feature \
+         (cargo build --release --features distributed)"
+    ))
 }
 
 /// The input tables registered in the session.
