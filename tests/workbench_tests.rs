@@ -274,8 +274,10 @@ async fn roles_are_checked_on_every_action() {
     let page = inv.get(&format!("/cases/{id}/decide")).await;
     assert_eq!(page.status, StatusCode::OK);
     assert!(page.body.contains("需要复审员角色") && !page.body.contains("id=\"do-start\""), "{}", page.body);
-    let version: String =
-        store.connection().query_row("SELECT updated_at FROM cases WHERE case_id = ?1", [id], |r| r.get(0)).unwrap();
+    let version: String = store
+        .connection()
+        .query_row("SELECT updated_at FROM cases WHERE case_id = ?1", [id], |r| r.get(0))
+        .unwrap();
     let csrf = page.field("csrf");
     let r = inv
         .post(
@@ -681,13 +683,17 @@ mod webdriver {
             }
             raw.extend_from_slice(&buf[..n]);
             if let Some(split) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
-                break (String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase(), raw[split + 4..].to_vec());
+                break (
+                    String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase(),
+                    raw[split + 4..].to_vec(),
+                );
             }
         };
         let length = head
             .lines()
             .find_map(|l| l.strip_prefix("content-length:").and_then(|v| v.trim().parse::<usize>().ok()));
-        let chunked = head.contains("transfer-encoding: chunked") || head.contains("transfer-encoding:chunked");
+        let chunked =
+            head.contains("transfer-encoding: chunked") || head.contains("transfer-encoding:chunked");
         loop {
             let done = match length {
                 Some(n) => payload.len() >= n,
@@ -761,7 +767,11 @@ mod webdriver {
             let (code, v) = http(port, "POST", "/session", Some(&caps)).expect("chromedriver answers");
             assert_eq!(code, 200, "creating a browser session: {v}");
             let session = v["value"]["sessionId"].as_str().expect("session id").to_string();
-            Driver { port, session }
+            let d = Driver { port, session };
+            // Finding an element waits up to 20 s for it: a click that submits a form returns
+            // before the next page is there.
+            d.cmd("POST", "/timeouts", Some(json!({"implicit": 20000, "pageLoad": 60000})));
+            d
         }
 
         pub fn cmd(&self, method: &str, path: &str, body: Option<Value>) -> Value {
@@ -924,15 +934,15 @@ fn a_reviewer_works_a_case_in_the_browser() {
         b.fill("#name", "li");
         b.fill("#password", PW);
         b.click("#signin");
+        assert!(b.text("#queue-summary").contains("符合条件"));
         assert!(b.url().ends_with("/queue"), "{}", b.url());
         assert!(b.text("h1").contains("复审队列"));
-        assert!(b.text("#queue-summary").contains("符合条件"));
         shot("queue");
         // Open the case from the queue.
         b.click(&format!("#queue a[href=\"/cases/{id}\"]"));
+        assert!(!b.text("#findings").is_empty());
         assert!(b.url().ends_with(&format!("/cases/{id}")), "{}", b.url());
         assert!(b.text("h1").contains(&format!("C{id}")));
-        assert!(!b.text("#findings").is_empty());
         b.resize(1360, 1400);
         shot("case");
         b.resize(1360, 900);
@@ -945,8 +955,8 @@ fn a_reviewer_works_a_case_in_the_browser() {
         b.fill("#confirm-note", "浏览器测试：重复收费，已核对病历");
         shot("decision");
         b.click("#do-confirm");
-        assert!(b.url().contains(&format!("/cases/{id}?done=confirm")), "{}", b.url());
         assert!(b.text("#flash").contains("确认违规"));
+        assert!(b.url().contains(&format!("/cases/{id}?done=confirm")), "{}", b.url());
         assert!(b.text("#history").contains("li"));
         b.goto(&format!("{base}/dashboard"));
         assert!(b.text("#confirmed-month").contains("88.80"));
