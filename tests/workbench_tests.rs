@@ -17,8 +17,14 @@ use crate::common::tempdir;
 const PW: &str = "correct horse battery";
 
 /// A store with the bundled sample merged and four users: admin, reviewers li and wang,
-/// investigator zhao.
+/// investigator zhao. (On a thread of its own: the run builds its own Tokio runtime, which
+/// cannot start inside a test's.)
 fn fixture(dir: &Path) {
+    let dir = dir.to_path_buf();
+    std::thread::spawn(move || fixture_on(&dir)).join().expect("the fixture store");
+}
+
+fn fixture_on(dir: &Path) {
     let mut store = Store::open(dir).unwrap();
     let admin = store.init_admin("admin", PW).unwrap();
     store.add_user(&admin, "li", &[Role::Reviewer], PW).unwrap();
@@ -268,7 +274,10 @@ async fn roles_are_checked_on_every_action() {
     let page = inv.get(&format!("/cases/{id}/decide")).await;
     assert_eq!(page.status, StatusCode::OK);
     assert!(page.body.contains("需要复审员角色") && !page.body.contains("id=\"do-start\""), "{}", page.body);
-    let version = page.field("version");
+    let version: String = store
+        .connection()
+        .query_row("SELECT updated_at FROM cases WHERE case_id = ?1", [id], |r| r.get(0))
+        .unwrap();
     let csrf = page.field("csrf");
     let r = inv
         .post(
@@ -663,12 +672,47 @@ mod webdriver {
             body.len()
         );
         s.write_all(req.as_bytes()).map_err(|e| e.to_string())?;
+        // chromedriver keeps the connection open despite `Connection: close`: read the
+        // header, then exactly the body its length announces (or the chunks up to the last).
         let mut raw = Vec::new();
-        s.read_to_end(&mut raw).map_err(|e| e.to_string())?;
-        let split = raw.windows(4).position(|w| w == b"\r\n\r\n").ok_or("no HTTP header")?;
-        let head = String::from_utf8_lossy(&raw[..split]).to_string();
-        let mut payload = raw[split + 4..].to_vec();
-        if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        let mut buf = [0u8; 16384];
+        let (head, mut payload) = loop {
+            let n = s.read(&mut buf).map_err(|e| e.to_string())?;
+            if n == 0 {
+                return Err("connection closed before the header".into());
+            }
+            raw.extend_from_slice(&buf[..n]);
+            if let Some(split) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+                break (
+                    String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase(),
+                    raw[split + 4..].to_vec(),
+                );
+            }
+        };
+        let length = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:").and_then(|v| v.trim().parse::<usize>().ok()));
+        let chunked =
+            head.contains("transfer-encoding: chunked") || head.contains("transfer-encoding:chunked");
+        loop {
+            let done = match length {
+                Some(n) => payload.len() >= n,
+                None if chunked => payload.ends_with(b"0\r\n\r\n"),
+                None => false,
+            };
+            if done {
+                break;
+            }
+            let n = s.read(&mut buf).map_err(|e| e.to_string())?;
+            if n == 0 {
+                break;
+            }
+            payload.extend_from_slice(&buf[..n]);
+        }
+        if let Some(n) = length {
+            payload.truncate(n);
+        }
+        if chunked {
             let mut out = Vec::new();
             let mut rest = &payload[..];
             loop {
@@ -700,6 +744,7 @@ mod webdriver {
     impl Driver {
         /// Waits for chromedriver and opens a browser session.
         pub fn start(port: u16, chromium: &str, profile: &str) -> Driver {
+            eprintln!("webdriver: waiting for chromedriver on port {port}");
             for _ in 0..200 {
                 if let Ok((200, v)) = http(port, "GET", "/status", None)
                     && v["value"]["ready"] == json!(true)
@@ -718,14 +763,20 @@ mod webdriver {
                              "--hide-scrollbars", format!("--user-data-dir={profile}")]
                 }
             }}});
+            eprintln!("webdriver: new session");
             let (code, v) = http(port, "POST", "/session", Some(&caps)).expect("chromedriver answers");
             assert_eq!(code, 200, "creating a browser session: {v}");
             let session = v["value"]["sessionId"].as_str().expect("session id").to_string();
-            Driver { port, session }
+            let d = Driver { port, session };
+            // Finding an element waits up to 20 s for it: a click that submits a form returns
+            // before the next page is there.
+            d.cmd("POST", "/timeouts", Some(json!({"implicit": 20000, "pageLoad": 60000})));
+            d
         }
 
         pub fn cmd(&self, method: &str, path: &str, body: Option<Value>) -> Value {
             let p = format!("/session/{}{path}", self.session);
+            eprintln!("webdriver: {method} {path}");
             let (code, v) = http(self.port, method, &p, body.as_ref()).unwrap_or_else(|e| panic!("{p}: {e}"));
             assert_eq!(code, 200, "{method} {p}: {v}");
             v["value"].clone()
@@ -741,9 +792,9 @@ mod webdriver {
 
         pub fn find(&self, css: &str) -> String {
             let v = self.cmd("POST", "/element", Some(json!({"using": "css selector", "value": css})));
-            v["element-6066-11e4-a6c6-4a4f4d4e4b4b"]
+            v["element-6066-11e4-a52e-4f735466cecf"]
                 .as_str()
-                .unwrap_or_else(|| panic!("no element {css}"))
+                .unwrap_or_else(|| panic!("no element {css}: {v}"))
                 .to_string()
         }
 
@@ -855,6 +906,7 @@ fn a_reviewer_works_a_case_in_the_browser() {
     });
     let addr = rx.recv().unwrap();
     let base = format!("http://{addr}");
+    eprintln!("workbench at {base}");
     let port = free_port();
     let _driver = Kill(
         std::process::Command::new(chromedriver)
@@ -882,15 +934,15 @@ fn a_reviewer_works_a_case_in_the_browser() {
         b.fill("#name", "li");
         b.fill("#password", PW);
         b.click("#signin");
+        assert!(b.text("#queue-summary").contains("符合条件"));
         assert!(b.url().ends_with("/queue"), "{}", b.url());
         assert!(b.text("h1").contains("复审队列"));
-        assert!(b.text("#queue-summary").contains("符合条件"));
         shot("queue");
         // Open the case from the queue.
         b.click(&format!("#queue a[href=\"/cases/{id}\"]"));
+        assert!(!b.text("#findings").is_empty());
         assert!(b.url().ends_with(&format!("/cases/{id}")), "{}", b.url());
         assert!(b.text("h1").contains(&format!("C{id}")));
-        assert!(!b.text("#findings").is_empty());
         b.resize(1360, 1400);
         shot("case");
         b.resize(1360, 900);
@@ -903,8 +955,8 @@ fn a_reviewer_works_a_case_in_the_browser() {
         b.fill("#confirm-note", "浏览器测试：重复收费，已核对病历");
         shot("decision");
         b.click("#do-confirm");
-        assert!(b.url().contains(&format!("/cases/{id}?done=confirm")), "{}", b.url());
         assert!(b.text("#flash").contains("确认违规"));
+        assert!(b.url().contains(&format!("/cases/{id}?done=confirm")), "{}", b.url());
         assert!(b.text("#history").contains("li"));
         b.goto(&format!("{base}/dashboard"));
         assert!(b.text("#confirmed-month").contains("88.80"));

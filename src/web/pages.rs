@@ -748,7 +748,7 @@ fn case_body(app: &App, s: &Session, d: &CaseDetail, flash: Option<&str>) -> Str
         ];
         let n_cited = d.fee_lines.iter().filter(|l| l.cited).count();
         b.push_str(&format!(
-            "<h2>费用明细</h2><p class=\"muted\">共 {} 行，其中 {n_cited} 行为预警依据（黄色标出）</p><table id=\"fees\"><thead><tr>",
+            "<h2>费用明细</h2><p class=\"muted\">共 {} 行，其中 {n_cited} 行为预警依据（黄色标出，排在最前）</p><div style=\"overflow-x:auto\"><table id=\"fees\"><thead><tr>",
             d.fee_lines.len()
         ));
         for c in cols {
@@ -760,7 +760,8 @@ fn case_body(app: &App, s: &Session, d: &CaseDetail, flash: Option<&str>) -> Str
             ));
         }
         b.push_str("<th>预警依据</th></tr></thead><tbody>");
-        for l in &d.fee_lines {
+        let lines = d.fee_lines.iter().filter(|l| l.cited).chain(d.fee_lines.iter().filter(|l| !l.cited));
+        for l in lines {
             b.push_str(&format!("<tr{}>", if l.cited { " class=\"cited\"" } else { "" }));
             for c in cols {
                 let v = l.fields.iter().find(|(k, _)| k == c).map(|(_, v)| v.as_str()).unwrap_or("");
@@ -772,7 +773,7 @@ fn case_body(app: &App, s: &Session, d: &CaseDetail, flash: Option<&str>) -> Str
                 cites.get(l.feedetl_sn.as_str()).map(|r| esc(&r.join("、"))).unwrap_or_default()
             ));
         }
-        b.push_str("</tbody></table>");
+        b.push_str("</tbody></table></div>");
     }
     // The settlements of a person or facility case.
     if !d.case_settlements.is_empty() {
@@ -980,7 +981,7 @@ async fn decide_page(
                         "<label for=\"amount\">扣款金额（元）</label><input id=\"amount\" name=\"amount\" value=\"{}\" required>\
                          <label for=\"confirm-note\">违规事实说明</label><textarea id=\"confirm-note\" name=\"note\" required></textarea>\
                          <label for=\"recover_from\">追回对象（留空则直接结算向机构扣款、手工报销向参保人追回）</label>\
-                         <input id=\"recover_from\" name=\"recover_from\" placeholder=\"facility:机构编号 或 person:人员编号\">",
+                         <input id=\"recover_from\" name=\"recover_from\" size=\"36\" placeholder=\"facility:机构编号 或 person:人员编号\">",
                         esc(&r.amount_at_risk.to_string())
                     ),
                     "确认违规",
