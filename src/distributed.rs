@@ -260,8 +260,16 @@ fn free_port() -> Result<u16> {
 
 impl LocalCluster {
     /// Starts the scheduler and the executors (`vcores` task slots each) and waits until the
-    /// executors have registered.
+    /// cluster answers a query. May be called from inside an async runtime.
     pub fn start(executors: usize, vcores: usize) -> Result<LocalCluster> {
+        std::thread::scope(|s| {
+            s.spawn(|| Self::start_here(executors, vcores))
+                .join()
+                .unwrap_or_else(|_| Err(crate::other_err!("the local cluster's start panicked")))
+        })
+    }
+
+    fn start_here(executors: usize, vcores: usize) -> Result<LocalCluster> {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .thread_name("medaudit-local-cluster")

@@ -109,6 +109,7 @@ async fn rules_on(tables: &Tables, opts: &EngineOptions, rules: &RuleSet, f: &Pa
 /// findings embedded and on Ballista.
 #[ignore = "hangs: OVC004 never returns on a Ballista 55 standalone cluster (issue 13)"]
 #[tokio::test(flavor = "multi_thread")]
+#[ignore = "OVC004 gets no answer from the cluster (docs/distributed.md, Known problems)"]
 async fn rule_fixtures_give_the_same_findings_on_ballista() {
     let url = cluster().to_string();
     let all = RuleSet::load_default().unwrap();
@@ -130,7 +131,11 @@ async fn rule_fixtures_give_the_same_findings_on_ballista() {
         let (one, _) = fixture_rules(f, &all).unwrap();
         let embedded = rules_on(&tables, &EngineOptions::default(), &one, f).await;
         let remote = EngineOptions { cluster: Some(url.clone()), ..Default::default() };
-        let ballista = rules_on(&tables, &remote, &one, f).await;
+        let limit = std::time::Duration::from_secs(60);
+        let Ok(ballista) = tokio::time::timeout(limit, rules_on(&tables, &remote, &one, f)).await else {
+            failures.push(format!("{name} ({}): no answer from the cluster within 60 s", one.rules[0].id));
+            continue;
+        };
         let (e, b) = (&embedded.runs[0], &ballista.runs[0]);
         if e.status != RuleStatus::Ran || b.status != RuleStatus::Ran {
             failures.push(format!("{name} ({}): embedded {:?}, ballista {:?}", e.id, e.status, b.status));
@@ -154,16 +159,18 @@ async fn rule_fixtures_give_the_same_findings_on_ballista() {
 /// manifest counts.
 #[ignore = "not yet run on a cluster: the rule fixtures hang first (issue 13)"]
 #[test]
+#[ignore = "includes OVC004, which gets no answer from the cluster (docs/distributed.md)"]
 fn generated_audit_is_the_same_on_ballista() {
     let url = cluster().to_string();
     let tmp = tempdir();
     let gen_dir = tmp.path().join("gen");
     synth::generate(&GenConfig::new(gen_dir.clone(), 2_000, 20_261_122)).unwrap();
-    let audit = |out: &str, cluster: Option<String>| {
+    let audit = |out: &'static str, cluster: Option<String>| {
         let opts = RunOptions {
             input: gen_dir.join("input"),
             out: tmp.path().join(out),
             run_id: Some("cmp".into()),
+            log: Some(std::sync::Arc::new(move |m: &str| eprintln!("[{out}] {m}"))),
             cluster,
             ..Default::default()
         };
