@@ -210,7 +210,8 @@ pub(crate) async fn run_async(opts: &RunOptions) -> Result<RunSummary> {
     let stats = if opts.skip_stats {
         None
     } else if opts.only_rules.is_empty() || opts.only_rules.iter().any(|id| id.starts_with("STA")) {
-        Some(crate::stats::run(&ctx, &stats_cfg, &rules_out.findings).await?)
+        let scratch = opts.cluster.is_none().then_some(views_dir.as_path());
+        Some(crate::stats::run_with(&ctx, &stats_cfg, &rules_out.findings, scratch).await?)
     } else {
         None
     };

@@ -37,6 +37,6 @@ pub use fixture::{Defaults, FixtureReport, fixture_rules, run_fixture, write_dat
 pub use rule::{ParamDecl, ParamType, ParamValue, Rule, RuleSet};
 pub use runner::{RuleRun, RuleStatus, RulesOutput, run_one, run_rules};
 pub use session::{
-    DEFAULT_MEMORY_LIMIT, EngineOptions, Tables, format_bytes, materialize_views, parse_bytes,
-    present_tables, session, session_with,
+    DEFAULT_MEMORY_LIMIT, EngineOptions, Tables, format_bytes, materialize_query, materialize_views,
+    parse_bytes, present_tables, session, session_with,
 };

@@ -269,32 +269,35 @@ pub async fn session_with(tables: &Tables, opts: &EngineOptions) -> Result<Sessi
 /// and statistic reads them: as views, each query would recompute the reversal anti-join
 /// and the stay aggregation over all settlements. File-backed, so a cluster can read them.
 pub async fn materialize_views(ctx: &SessionContext, dir: &Path) -> Result<()> {
-    use datafusion::dataframe::DataFrameWriteOptions;
-    use datafusion::prelude::ParquetReadOptions;
-    std::fs::create_dir_all(dir).map_err(|e| Error::io("creating", dir, e))?;
-    let write = async |name: &str| -> Result<()> {
-        let path = dir.join(format!("{name}.parquet"));
-        let url = path.to_string_lossy().into_owned();
-        let what = format!("materialising the view {name}");
-        let df = ctx.sql(&format!("SELECT * FROM {name}")).await.map_err(|e| Error::df(&what, e))?;
-        // Read back with the view's own types: without a schema, strings would come back as
-        // Utf8View, whose shared buffers make the sorts of the statistics over-count memory.
-        let schema = df.schema().as_arrow().clone();
-        df.write_parquet(&url, DataFrameWriteOptions::new().with_single_file_output(true), None)
-            .await
-            .map_err(|e| Error::df(&what, e))?;
-        ctx.deregister_table(name).map_err(|e| Error::df(&what, e))?;
-        ctx.register_parquet(name, &url, ParquetReadOptions::default().schema(&schema))
-            .await
-            .map_err(|e| Error::df(&what, e))?;
-        Ok(())
-    };
     // `stay` was planned over the view `setl_valid`: drop it, and define it again over the
     // materialised table before materialising it in turn.
     ctx.deregister_table("stay").map_err(|e| Error::df("materialising the view stay", e))?;
-    write("setl_valid").await?;
+    materialize_query(ctx, "setl_valid", "SELECT * FROM setl_valid", dir).await?;
     ctx.sql(VIEW_STAY).await.map_err(|e| Error::df("creating view", e))?;
-    write("stay").await
+    materialize_query(ctx, "stay", "SELECT * FROM stay", dir).await
+}
+
+/// Writes the result of `query` to `dir/<name>.parquet` and registers it as the table `name`
+/// (replacing a view or table of that name, which the query may read).
+pub async fn materialize_query(ctx: &SessionContext, name: &str, query: &str, dir: &Path) -> Result<()> {
+    use datafusion::dataframe::DataFrameWriteOptions;
+    use datafusion::prelude::ParquetReadOptions;
+    std::fs::create_dir_all(dir).map_err(|e| Error::io("creating", dir, e))?;
+    let path = dir.join(format!("{name}.parquet"));
+    let url = path.to_string_lossy().into_owned();
+    let what = format!("materialising {name}");
+    let df = ctx.sql(query).await.map_err(|e| Error::df(&what, e))?;
+    // Read back with the query's own types: without a schema, strings would come back as
+    // Utf8View, whose shared buffers make the sorts of the statistics over-count memory.
+    let schema = df.schema().as_arrow().clone();
+    df.write_parquet(&url, DataFrameWriteOptions::new().with_single_file_output(true), None)
+        .await
+        .map_err(|e| Error::df(&what, e))?;
+    ctx.deregister_table(name).map_err(|e| Error::df(&what, e))?;
+    ctx.register_parquet(name, &url, ParquetReadOptions::default().schema(&schema))
+        .await
+        .map_err(|e| Error::df(&what, e))?;
+    Ok(())
 }
 
 #[cfg(feature = "distributed")]

@@ -525,7 +525,8 @@ async fn night_async(opts: &NightlyOptions) -> Result<Outcome> {
     // The whole history is scanned here: the same memory pool and spill folder as `medaudit run`.
     let engine_opts = engine::EngineOptions { spill_dir: Some(work.join("spill")), ..Default::default() };
     let ctx = engine::session_with(&tables, &engine_opts).await?;
-    engine::materialize_views(&ctx, &work.join("views")).await?;
+    let views_dir = work.join("views");
+    engine::materialize_views(&ctx, &views_dir).await?;
     let mut global_cfg = s.rule_config.clone();
     for r in &s.rules.rules {
         if !s.whole_history_rules.contains(&r.id) {
@@ -577,7 +578,7 @@ async fn night_async(opts: &NightlyOptions) -> Result<Outcome> {
     }
     let ts = Instant::now();
     let stats_cfg = crate::stats::StatsConfig::load_default()?;
-    let stats = crate::stats::run(&ctx, &stats_cfg, &rule_findings).await?;
+    let stats = crate::stats::run_with(&ctx, &stats_cfg, &rule_findings, Some(&views_dir)).await?;
     timings.insert("statistics".into(), ts.elapsed().as_secs_f64());
     let examined_setl = crate::run::count_rows(&ctx, "setl").await?;
     let examined_fee = crate::run::count_rows(&ctx, "fee").await?;

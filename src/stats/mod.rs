@@ -65,13 +65,51 @@ pub async fn run(
     cfg: &StatsConfig,
     rule_findings: &[RecordBatch],
 ) -> Result<StatsOutput> {
+    run_with(ctx, cfg, rule_findings, None).await
+}
+
+/// [`run`], with the peer groups of every settlement computed once into `scratch` (a Parquet
+/// table `stats_peer`, removed from the session at the end) instead of in each check's query.
+/// The peer groups take three windows over every settlement; inlined, each of the five checks
+/// using them sorts the settlements several times at once, which at city scale needs more
+/// memory than the pool's fair share of a sort. Without `scratch` (a cluster, whose executors
+/// read only shared files) the windows stay in the queries.
+pub async fn run_with(
+    ctx: &SessionContext,
+    cfg: &StatsConfig,
+    rule_findings: &[RecordBatch],
+    scratch: Option<&std::path::Path>,
+) -> Result<StatsOutput> {
     let has = |t: &str| ctx.table_exist(t).unwrap_or(false);
     let mut out = StatsOutput::default();
     if !has("setl_valid") {
         out.notes.push("统计检验未运行：会话中没有 setl_valid 视图".into());
         return Ok(out);
     }
-    let peer = peer_cte(cfg, has("medins"));
+    let mut peer = peer_cte(cfg, has("medins"));
+    if let Some(dir) = scratch {
+        crate::engine::materialize_query(ctx, PEER_TABLE, &format!("{peer} SELECT * FROM peer"), dir).await?;
+        peer = format!("WITH peer AS (SELECT * FROM {PEER_TABLE})");
+    }
+    let result = checks(ctx, cfg, rule_findings, &peer, out).await;
+    if scratch.is_some() {
+        ctx.deregister_table(PEER_TABLE).map_err(|e| Error::df("statistics: dropping the peer table", e))?;
+    }
+    result
+}
+
+/// The table of materialised peer groups ([`run_with`]).
+const PEER_TABLE: &str = "stats_peer";
+
+async fn checks(
+    ctx: &SessionContext,
+    cfg: &StatsConfig,
+    rule_findings: &[RecordBatch],
+    peer: &str,
+    mut out: StatsOutput,
+) -> Result<StatsOutput> {
+    let has = |t: &str| ctx.table_exist(t).unwrap_or(false);
+    let peer = peer.to_string();
     peer_notes(ctx, &peer, cfg, &mut out).await?;
     if cfg.settlement.enabled {
         let cost = RobustSpec {
