@@ -109,8 +109,7 @@ async fn checks(
     mut out: StatsOutput,
 ) -> Result<StatsOutput> {
     let has = |t: &str| ctx.table_exist(t).unwrap_or(false);
-    let peer = peer.to_string();
-    peer_notes(ctx, &peer, cfg, &mut out).await?;
+    peer_notes(ctx, peer, cfg, &mut out).await?;
     if cfg.settlement.enabled {
         let cost = RobustSpec {
             rule: "STA001",
@@ -121,7 +120,7 @@ async fn checks(
             ratio: cfg.settlement.cost_ratio_floor,
             amount: "p.cost - g.mcost",
         };
-        robust_check(ctx, &peer, cfg, &cost, &mut out).await?;
+        robust_check(ctx, peer, cfg, &cost, &mut out).await?;
         let los = RobustSpec {
             rule: "STA002",
             what: "住院天数",
@@ -131,13 +130,13 @@ async fn checks(
             ratio: cfg.settlement.los_ratio_floor,
             amount: "CAST(0 AS DECIMAL(16,2))",
         };
-        robust_check(ctx, &peer, cfg, &los, &mut out).await?;
+        robust_check(ctx, peer, cfg, &los, &mut out).await?;
     }
     if cfg.facility.enabled {
-        facility_cost(ctx, &peer, cfg, &mut out).await?;
+        facility_cost(ctx, peer, cfg, &mut out).await?;
     }
     if cfg.flagged_share.enabled {
-        flagged_share(ctx, &peer, cfg, rule_findings, &mut out).await?;
+        flagged_share(ctx, peer, cfg, rule_findings, &mut out).await?;
     }
     if cfg.readmission.enabled {
         if has("stay") {
@@ -148,7 +147,7 @@ async fn checks(
     }
     if cfg.digits.enabled {
         if has("fee") {
-            digits(ctx, &peer, cfg, &mut out).await?;
+            digits(ctx, peer, cfg, &mut out).await?;
         } else {
             out.notes.push("STA006 未运行：会话中没有 fee 表".into());
         }

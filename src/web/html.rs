@@ -5,21 +5,8 @@ use rust_decimal::Decimal;
 
 use super::Session;
 
-/// Escapes text for HTML content and attribute values.
-pub(crate) fn esc(s: &str) -> String {
-    let mut o = String::with_capacity(s.len() + 8);
-    for c in s.chars() {
-        match c {
-            '&' => o.push_str("&amp;"),
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '"' => o.push_str("&quot;"),
-            '\'' => o.push_str("&#39;"),
-            c => o.push(c),
-        }
-    }
-    o
-}
+/// Escaping and money as in the reports: one implementation of each.
+pub(crate) use crate::report::html::{esc, yuan as money};
 
 /// Percent-encodes a query-string value.
 pub(crate) fn url(s: &str) -> String {
@@ -32,22 +19,6 @@ pub(crate) fn url(s: &str) -> String {
         }
     }
     o
-}
-
-/// Money with thousands separators: `12,345.60`.
-pub(crate) fn money(d: Decimal) -> String {
-    let mut d = d.round_dp(2);
-    d.rescale(2);
-    let s = d.abs().to_string();
-    let (int, frac) = s.split_once('.').unwrap_or((&s, "00"));
-    let mut g = String::new();
-    for (i, c) in int.chars().enumerate() {
-        if i > 0 && (int.len() - i) % 3 == 0 {
-            g.push(',');
-        }
-        g.push(c);
-    }
-    format!("{}{g}.{frac}", if d.is_sign_negative() && !d.is_zero() { "-" } else { "" })
 }
 
 pub(crate) fn opt_money(d: Option<Decimal>) -> String {
